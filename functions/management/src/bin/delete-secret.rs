@@ -1,0 +1,8 @@
+//! `DELETE /v2/session/apps/{app_id}/secrets/{secret_id}`
+
+use shared::api::RouteId;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    function_runtime::serve(RouteId::DeleteSecret).await
+}

@@ -1,0 +1,8 @@
+//! `POST /v1/otps/email/login_or_create`
+
+use shared::api::RouteId;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    function_runtime::serve(RouteId::EmailLoginOrCreate).await
+}

@@ -1,0 +1,129 @@
+//! The glue between API Gateway (through `lambda_http`) and the transport-neutral handlers in
+//! `shared::api`, and the configuration every function reads at cold start.
+
+use std::sync::Arc;
+
+use lambda_http::{Body, Error, Request, RequestExt, Response, service_fn};
+use shared::api::{ApiRequest, ApiResponse, RouteId, handle};
+use shared::clock::SystemClock;
+use shared::crypto::{CodeHasher, ManagementKeyHash};
+use shared::jwt::JwtKeys;
+use shared::random::OsRandom;
+use shared::service::{Deps, InMemory, Keys, Limits, Settings};
+
+/// Converts an API Gateway request into the handlers' request.
+pub fn api_request(request: Request) -> ApiRequest {
+    let path_params = request
+        .path_parameters()
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let query = request
+        .query_string_parameters()
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let (parts, body) = request.into_parts();
+    let body = match body {
+        Body::Empty => Vec::new(),
+        Body::Text(text) => text.into_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => Vec::new(),
+    };
+    ApiRequest {
+        method: parts.method,
+        path_params,
+        query,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// Converts the handlers' response into what `lambda_http` sends back to API Gateway.
+pub fn lambda_response(response: ApiResponse) -> Response<Body> {
+    let body = if response.body.is_empty() {
+        Body::Empty
+    } else {
+        match String::from_utf8(response.body) {
+            Ok(text) => Body::Text(text),
+            Err(e) => Body::Binary(e.into_bytes()),
+        }
+    };
+    let mut out = Response::new(body);
+    *out.status_mut() = response.status;
+    *out.headers_mut() = response.headers;
+    out
+}
+
+/// Serves one route until the Lambda runtime stops the process.
+pub async fn run(route: RouteId, deps: Deps) -> Result<(), Error> {
+    let deps = Arc::new(deps);
+    lambda_http::run(service_fn(move |request: Request| {
+        let deps = deps.clone();
+        async move {
+            let response = handle(&deps, route, api_request(request)).await;
+            Ok::<_, Error>(lambda_response(response))
+        }
+    }))
+    .await
+}
+
+/// JSON logs for CloudWatch, level from `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .without_time()
+        .init();
+}
+
+fn required_env(name: &str) -> Result<String, Error> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(format!("the environment variable {name} must be set (see README: Deploy)").into()),
+    }
+}
+
+/// The deployment's keys and settings from the environment; a missing or malformed one stops
+/// the cold start with a message naming it.
+pub fn keys_and_settings_from_env() -> Result<(Keys, Settings), Error> {
+    let management_key = ManagementKeyHash::from_hex(&required_env("MANAGEMENT_KEY_SHA256")?)
+        .ok_or("MANAGEMENT_KEY_SHA256 must be the 64 hex digits of the key's SHA-256")?;
+    let code_hasher = CodeHasher::new(required_env("CODE_HASH_KEY")?.as_bytes())?;
+    let jwt = JwtKeys::from_pem(&required_env("JWT_SIGNING_KEY_PEM")?)?;
+    let public_base_url = required_env("PUBLIC_BASE_URL")?
+        .trim_end_matches('/')
+        .to_owned();
+    let default_email_from =
+        std::env::var("DEFAULT_EMAIL_FROM").unwrap_or_else(|_| "no-reply@example.com".to_owned());
+    Ok((
+        Keys {
+            management_key,
+            code_hasher,
+            jwt,
+        },
+        Settings {
+            public_base_url,
+            default_email_from,
+            limits: Limits::default(),
+        },
+    ))
+}
+
+/// Builds a function's dependencies. Until the DynamoDB, SNS and SES adapters exist, functions
+/// run on the in-memory adapters, so each Lambda instance has its own state.
+pub fn deps_from_env() -> Result<Deps, Error> {
+    let (keys, settings) = keys_and_settings_from_env()?;
+    tracing::warn!("running on the in-memory store: state lives only in this Lambda instance");
+    Ok(InMemory::with(keys, settings, Arc::new(SystemClock), Arc::new(OsRandom)).deps)
+}
+
+/// The whole `main` of a function: logs, configuration, then serve `route`.
+pub async fn serve(route: RouteId) -> Result<(), Error> {
+    init_tracing();
+    let deps = deps_from_env()?;
+    run(route, deps).await
+}

@@ -1,0 +1,200 @@
+//! `cargo run --release --bin local-api`: every endpoint of the contract on 127.0.0.1:3000 (or
+//! `PORT`), served by the same handlers as the Lambda functions, on in-memory adapters, with the
+//! outbox at `GET /_dev/outbox`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::response::Response;
+use http::{HeaderValue, Method, header};
+use serde_json::json;
+use shared::api::{ApiRequest, ApiResponse, MAX_BODY_BYTES, RouteMatch, find_route, handle, unrouted};
+use shared::crypto::{CodeHasher, ManagementKeyHash};
+use shared::jwt::JwtKeys;
+use shared::memory::Outbox;
+use shared::model::Channel;
+use shared::random::{OsRandom, Random};
+use shared::service::management::{self, LoginConfigInput};
+use shared::service::{Deps, InMemory, Keys, Limits, Settings};
+
+struct Server {
+    deps: Deps,
+    outbox: Arc<Outbox>,
+}
+
+fn query_map(query: Option<&str>) -> HashMap<String, String> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((percent_decode(key)?, percent_decode(value)?))
+        })
+        .collect()
+}
+
+/// Decodes `%XX` escapes and `+` (form encoding, as `requests` sends query values).
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = text.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn into_response(api: ApiResponse) -> Response {
+    let mut response = Response::new(Body::from(api.body));
+    *response.status_mut() = api.status;
+    *response.headers_mut() = api.headers;
+    response
+}
+
+async fn serve(State(server): State<Arc<Server>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    if path == "/_dev/outbox" && parts.method == Method::GET {
+        let body = json!({"messages": server.outbox.messages()});
+        let mut response = Response::new(Body::from(body.to_string()));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return response;
+    }
+    let (route, params) = match find_route(parts.method.as_str(), &path) {
+        RouteMatch::Found(route, params) => (route, params),
+        RouteMatch::MethodNotAllowed => return into_response(unrouted(&server.deps, true, &path)),
+        RouteMatch::NotFound => return into_response(unrouted(&server.deps, false, &path)),
+    };
+    // Reading stops just past the limit; an over-limit body is answered 413 by the handler.
+    let body = match to_bytes(body, MAX_BODY_BYTES + 1).await {
+        Ok(bytes) => bytes.to_vec(),
+        Err(_) => vec![b' '; MAX_BODY_BYTES + 1],
+    };
+    let request = ApiRequest {
+        method: parts.method,
+        path_params: params.into_iter().collect(),
+        query: query_map(parts.uri.query()),
+        headers: parts.headers,
+        body,
+    };
+    into_response(handle(&server.deps, route.id, request).await)
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+fn fail(message: String) -> ! {
+    eprintln!("local-api: {message}");
+    std::process::exit(2);
+}
+
+/// The development app, printed at start so that the README's walk-through can use it.
+async fn create_development_app(deps: &Deps) -> Result<(String, String), shared::Error> {
+    let (app, secret, _) = management::create_app(deps, "Development app").await?;
+    for channel in [Channel::Sms, Channel::Email] {
+        management::create_config(
+            deps,
+            app.id.as_str(),
+            LoginConfigInput {
+                config_type: "otp".into(),
+                channel_type: channel,
+                is_default: true,
+                template_id: None,
+                sender_id: None,
+                grant_change_password: None,
+                code_length: None,
+                expiration_minutes: None,
+            },
+        )
+        .await?;
+    }
+    Ok((app.id.to_string(), secret))
+}
+
+#[tokio::main]
+async fn main() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    if env_or("LOCAL_BACKEND", "memory") != "memory" {
+        fail("only LOCAL_BACKEND=memory is available in this build".into());
+    }
+    let port: u16 = env_or("PORT", "3000")
+        .parse()
+        .unwrap_or_else(|_| fail("PORT must be a port number".into()));
+    let management_key = env_or("MANAGEMENT_KEY", "dev-management-key");
+    let public_base_url = env_or("PUBLIC_BASE_URL", &format!("http://127.0.0.1:{port}"))
+        .trim_end_matches('/')
+        .to_owned();
+    // A fresh code key and JWT key per start: the store starts empty too.
+    let mut code_key = [0u8; 32];
+    OsRandom.fill_bytes(&mut code_key);
+    let code_hasher = CodeHasher::new(&code_key).unwrap_or_else(|e| fail(e));
+    let jwt = match std::env::var("JWT_SIGNING_KEY_PEM") {
+        Ok(pem) if !pem.trim().is_empty() => JwtKeys::from_pem(&pem),
+        _ => JwtKeys::generate(),
+    }
+    .unwrap_or_else(|e| fail(e.to_string()));
+    let keys = Keys {
+        management_key: ManagementKeyHash::of_key(&management_key),
+        code_hasher,
+        jwt,
+    };
+    let settings = Settings {
+        public_base_url: public_base_url.clone(),
+        default_email_from: env_or("SES_FROM", "no-reply@example.com"),
+        limits: Limits::default(),
+    };
+    let in_memory = InMemory::new(keys, settings);
+    let (app_id, secret) = create_development_app(&in_memory.deps)
+        .await
+        .unwrap_or_else(|e| fail(format!("could not create the development app: {e}")));
+    let server = Arc::new(Server {
+        deps: in_memory.deps,
+        outbox: in_memory.outbox,
+    });
+    let router = Router::new().fallback(serve).with_state(server);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap_or_else(|e| fail(format!("cannot listen on 127.0.0.1:{port}: {e}")));
+    println!("local-api listening on {public_base_url}");
+    println!("management key: MANAGEMENT_KEY={}", if management_key == "dev-management-key" { "dev-management-key (default)" } else { "(from the environment)" });
+    println!("development app: APP_ID={app_id}");
+    println!("development app: APP_SECRET={secret}");
+    println!("outbox: {public_base_url}/_dev/outbox");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        fail(format!("server error: {e}"));
+    }
+}

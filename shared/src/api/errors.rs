@@ -1,0 +1,143 @@
+//! The one place where errors become HTTP: status, `error_type`/`code`, and body shape.
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::error::Error;
+
+/// What the Login API says for an error: HTTP status and Stytch `error_type`.
+pub fn login_error(error: &Error) -> (StatusCode, &'static str) {
+    use Error::*;
+    let (status, error_type) = match error {
+        BadRequest(_) => (400, "bad_request"),
+        Unauthorized => (401, "unauthorized_credentials"),
+        NotFound(_) => (404, "not_found"),
+        Conflict(_) => (409, "conflict"),
+        PayloadTooLarge => (413, "payload_too_large"),
+        UnsupportedMediaType => (415, "unsupported_media_type"),
+        InvalidPhoneNumber => (400, "invalid_phone_number"),
+        InvalidPhoneNumberCountryCode => (400, "invalid_phone_number_country_code"),
+        InvalidEmail => (400, "invalid_email"),
+        InvalidExpirationMinutes => (400, "invalid_expiration_minutes"),
+        InvalidSessionDuration => (400, "invalid_session_duration"),
+        NoLoginConfig(_) => (400, "no_login_config"),
+        LoginConfigNotFound(_) => (404, "login_config_not_found"),
+        TemplateNotFound(_) => (404, "template_not_found"),
+        InvalidSessionCustomClaims(_) => (400, "invalid_session_custom_claims"),
+        SessionUserMismatch => (400, "session_user_mismatch"),
+        InvalidSessionJwt => (401, "invalid_session_jwt"),
+        AppNotFound => (404, "app_not_found"),
+        DuplicatePhoneNumber => (409, "duplicate_phone_number"),
+        DuplicateEmail => (409, "duplicate_email"),
+        PhoneNumberNotFound => (404, "phone_number_not_found"),
+        EmailNotFound => (404, "email_not_found"),
+        UserNotFound => (404, "user_not_found"),
+        SessionNotFound => (404, "session_not_found"),
+        OtpCodeNotFound { .. } => (404, "otp_code_not_found"),
+        UnableToAuthOtpCode => (401, "unable_to_auth_otp_code"),
+        TooManyRequests { .. } => (429, "too_many_requests"),
+        UserLockLimitReached { .. } => (429, "user_lock_limit_reached"),
+        SmsDeliveryFailed => (502, "sms_delivery_failed"),
+        EmailDeliveryFailed => (502, "email_delivery_failed"),
+        ServiceUnavailable => (503, "service_unavailable"),
+        Internal(_) => (500, "internal_server_error"),
+    };
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        error_type,
+    )
+}
+
+/// What the Management API says: HTTP status and Prelude `code`.
+pub fn management_error(error: &Error) -> (StatusCode, &'static str) {
+    use Error::*;
+    match error {
+        Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        NotFound(_) | AppNotFound | UserNotFound | SessionNotFound | PhoneNumberNotFound
+        | EmailNotFound | LoginConfigNotFound(_) | TemplateNotFound(_) => {
+            (StatusCode::NOT_FOUND, "not_found")
+        }
+        Conflict(_) | DuplicatePhoneNumber | DuplicateEmail => (StatusCode::CONFLICT, "conflict"),
+        PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        UnsupportedMediaType => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+        ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
+        Internal(_) | SmsDeliveryFailed | EmailDeliveryFailed | OtpCodeNotFound { .. }
+        | UnableToAuthOtpCode | UserLockLimitReached { .. } | InvalidSessionJwt => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
+        BadRequest(_)
+        | InvalidPhoneNumber
+        | InvalidPhoneNumberCountryCode
+        | InvalidEmail
+        | InvalidExpirationMinutes
+        | InvalidSessionDuration
+        | NoLoginConfig(_)
+        | InvalidSessionCustomClaims(_)
+        | SessionUserMismatch => (StatusCode::BAD_REQUEST, "invalid_request"),
+    }
+}
+
+/// The message shown to the caller: internal details never leave the service.
+fn public_message(error: &Error) -> String {
+    match error {
+        Error::Internal(_) => "an internal error occurred; it has been logged".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+pub fn retry_after_seconds(error: &Error) -> Option<u64> {
+    match error {
+        Error::TooManyRequests {
+            retry_after_seconds,
+        }
+        | Error::UserLockLimitReached {
+            retry_after_seconds,
+        } => Some(*retry_after_seconds),
+        _ => None,
+    }
+}
+
+pub fn login_error_body(error: &Error, request_id: &str) -> (StatusCode, Value) {
+    let (status, error_type) = login_error(error);
+    let mut body = json!({
+        "status_code": status.as_u16(),
+        "request_id": request_id,
+        "error_type": error_type,
+        "error_message": public_message(error),
+        "error_url": format!("https://stytch.com/docs/api/errors/{}#{error_type}", status.as_u16()),
+    });
+    if let Error::OtpCodeNotFound {
+        attempts_remaining: Some(remaining),
+    } = error
+    {
+        body["attempts_remaining"] = json!(remaining);
+    }
+    if let Some(seconds) = retry_after_seconds(error) {
+        body["retry_after_seconds"] = json!(seconds);
+    }
+    (status, body)
+}
+
+pub fn management_error_body(error: &Error, request_id: &str) -> (StatusCode, Value) {
+    let (status, code) = management_error(error);
+    // Prelude pairs `code` with a `status` word; they differ only for bad requests.
+    let status_word = if code == "invalid_request" {
+        "bad_request"
+    } else {
+        code
+    };
+    let mut body = json!({
+        "code": code,
+        "status": status_word,
+        "message": public_message(error),
+        "request_id": request_id,
+    });
+    if let Some(seconds) = retry_after_seconds(error) {
+        body["retry_after_seconds"] = json!(seconds);
+    }
+    (status, body)
+}

@@ -1,0 +1,264 @@
+//! Login API handlers (the Stytch dialect): parse, call the use case, shape the reply.
+
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::views::user_view;
+use super::{ApiRequest, Caller, Reply, RouteId, parse_json};
+use crate::error::Error;
+use crate::identifiers::{EmailAddress, Identifier, PhoneNumber};
+use crate::ids::AppId;
+use crate::model::SessionAttributes;
+use crate::service::otp::{self, AuthenticateRequest, SendMode, SendRequest, SendTarget};
+use crate::service::sessions::{self, session_view};
+use crate::service::{Deps, users};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Attributes {
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl From<Option<Attributes>> for SessionAttributes {
+    fn from(attributes: Option<Attributes>) -> Self {
+        let a = attributes.unwrap_or_default();
+        SessionAttributes {
+            ip_address: a.ip_address.unwrap_or_default(),
+            user_agent: a.user_agent.unwrap_or_default(),
+        }
+    }
+}
+
+/// The body of all four send endpoints; which fields apply depends on the endpoint.
+#[derive(Debug, Deserialize)]
+struct SendBody {
+    phone_number: Option<String>,
+    email: Option<String>,
+    expiration_minutes: Option<i64>,
+    #[allow(dead_code)]
+    attributes: Option<Attributes>,
+    create_user_as_pending: Option<bool>,
+    locale: Option<String>,
+    login_config_id: Option<String>,
+    login_template_id: Option<String>,
+    signup_template_id: Option<String>,
+    user_id: Option<String>,
+    session_token: Option<String>,
+    session_jwt: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AuthenticateBody {
+    method_id: String,
+    code: String,
+    session_duration_minutes: Option<i64>,
+    session_token: Option<String>,
+    session_jwt: Option<String>,
+    session_custom_claims: Option<Map<String, Value>>,
+    attributes: Option<Attributes>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SessionsAuthenticateBody {
+    session_token: Option<String>,
+    session_jwt: Option<String>,
+    session_duration_minutes: Option<i64>,
+    session_custom_claims: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RevokeBody {
+    session_id: Option<String>,
+    session_token: Option<String>,
+    session_jwt: Option<String>,
+}
+
+fn ok(body: Value) -> Result<Reply, Error> {
+    Ok(Reply::Json(StatusCode::OK, body))
+}
+
+fn required(value: Option<String>, field: &str) -> Result<String, Error> {
+    value.ok_or_else(|| {
+        Error::BadRequest(format!("invalid request body: missing field `{field}`"))
+    })
+}
+
+async fn send(
+    deps: &Deps,
+    caller: &Caller,
+    request: &ApiRequest,
+    sms: bool,
+    login_or_create: bool,
+) -> Result<Reply, Error> {
+    let app = caller.app()?;
+    let body: SendBody = parse_json(request)?;
+    let identifier = if sms {
+        let raw = required(body.phone_number, "phone_number")?;
+        Identifier::Phone(PhoneNumber::parse(&raw).ok_or(Error::InvalidPhoneNumber)?)
+    } else {
+        let raw = required(body.email, "email")?;
+        Identifier::Email(EmailAddress::parse(&raw).ok_or(Error::InvalidEmail)?)
+    };
+    let mode = if login_or_create {
+        SendMode::LoginOrCreate {
+            create_user_as_pending: body.create_user_as_pending.unwrap_or(false),
+        }
+    } else {
+        let target = match (body.user_id, body.session_token, body.session_jwt) {
+            (Some(id), _, _) => Some(SendTarget::UserId(id)),
+            (None, Some(token), _) => Some(SendTarget::SessionToken(token)),
+            (None, None, Some(jwt)) => Some(SendTarget::SessionJwt(jwt)),
+            (None, None, None) => None,
+        };
+        SendMode::Send { target }
+    };
+    let (login_template_id, signup_template_id) = if sms {
+        (None, None)
+    } else {
+        (body.login_template_id, body.signup_template_id)
+    };
+    let outcome = otp::send_code(
+        deps,
+        app,
+        SendRequest {
+            identifier,
+            mode,
+            expiration_minutes: body.expiration_minutes,
+            locale: body.locale,
+            login_config_id: body.login_config_id,
+            login_template_id,
+            signup_template_id,
+        },
+    )
+    .await?;
+    let method_field = if sms { "phone_id" } else { "email_id" };
+    let mut reply = json!({"user_id": outcome.user_id, method_field: outcome.method_id.as_str()});
+    if login_or_create {
+        reply["user_created"] = json!(outcome.user_created);
+    }
+    ok(reply)
+}
+
+async fn authenticate_otp(
+    deps: &Deps,
+    caller: &Caller,
+    request: &ApiRequest,
+) -> Result<Reply, Error> {
+    let app = caller.app()?;
+    let body: AuthenticateBody = parse_json(request)?;
+    let outcome = otp::authenticate(
+        deps,
+        app,
+        AuthenticateRequest {
+            method_id: body.method_id,
+            code: body.code,
+            session_duration_minutes: body.session_duration_minutes,
+            session_token: body.session_token,
+            session_jwt: body.session_jwt,
+            session_custom_claims: body.session_custom_claims,
+            attributes: body.attributes.into(),
+        },
+    )
+    .await?;
+    let now = deps.clock.now();
+    let (token, jwt, session) = match &outcome.session {
+        Some(issued) => (
+            issued.token.clone(),
+            issued.jwt.clone(),
+            session_view(&issued.session),
+        ),
+        None => (String::new(), String::new(), Value::Null),
+    };
+    ok(json!({
+        "user_id": outcome.user.id,
+        "method_id": outcome.method_id.as_str(),
+        "session_token": token,
+        "session_jwt": jwt,
+        "session": session,
+        "user": user_view(&outcome.user, now),
+        "reset_sessions": false,
+    }))
+}
+
+fn jwks(deps: &Deps, app_exists: bool) -> Result<Reply, Error> {
+    if !app_exists {
+        return Err(Error::AppNotFound);
+    }
+    ok(json!({"keys": [deps.keys.jwt.jwk()]}))
+}
+
+pub(super) async fn handle(
+    deps: &Deps,
+    caller: &Caller,
+    route: RouteId,
+    request: &ApiRequest,
+) -> Result<Reply, Error> {
+    match route {
+        RouteId::SmsLoginOrCreate => send(deps, caller, request, true, true).await,
+        RouteId::SmsSend => send(deps, caller, request, true, false).await,
+        RouteId::EmailLoginOrCreate => send(deps, caller, request, false, true).await,
+        RouteId::EmailSend => send(deps, caller, request, false, false).await,
+        RouteId::OtpAuthenticate => authenticate_otp(deps, caller, request).await,
+        RouteId::SessionsAuthenticate => {
+            let app = caller.app()?;
+            let body: SessionsAuthenticateBody = parse_json(request)?;
+            let (issued, user) = sessions::authenticate(
+                deps,
+                &app.id,
+                body.session_token.as_deref(),
+                body.session_jwt.as_deref(),
+                body.session_duration_minutes,
+                body.session_custom_claims.as_ref(),
+            )
+            .await?;
+            ok(json!({
+                "session": session_view(&issued.session),
+                "session_token": issued.token,
+                "session_jwt": issued.jwt,
+                "user": user_view(&user, deps.clock.now()),
+            }))
+        }
+        RouteId::SessionsRevoke => {
+            let app = caller.app()?;
+            let body: RevokeBody = parse_json(request)?;
+            sessions::revoke(
+                deps,
+                &app.id,
+                body.session_id.as_deref(),
+                body.session_token.as_deref(),
+                body.session_jwt.as_deref(),
+            )
+            .await?;
+            ok(json!({}))
+        }
+        RouteId::SessionsList => {
+            let app = caller.app()?;
+            let user_id = request.query.get("user_id").ok_or_else(|| {
+                Error::BadRequest("the query parameter user_id is required".into())
+            })?;
+            let list = sessions::list(deps, &app.id, user_id).await?;
+            ok(json!({"sessions": list.iter().map(session_view).collect::<Vec<_>>()}))
+        }
+        RouteId::SessionsJwks => {
+            let exists = match AppId::parse(request.path_param("app_id")) {
+                Some(id) => deps.apps.get_app(&id).await?.is_some(),
+                None => false,
+            };
+            jwks(deps, exists)
+        }
+        RouteId::UsersGet => {
+            let app = caller.app()?;
+            let user = users::get(deps, &app.id, request.path_param("user_id")).await?;
+            // The SDK's GetResponse is the User flattened at top level.
+            ok(user_view(&user, deps.clock.now()))
+        }
+        RouteId::UsersDelete => {
+            let app = caller.app()?;
+            let user_id = users::delete(deps, &app.id, request.path_param("user_id")).await?;
+            ok(json!({"user_id": user_id}))
+        }
+        other => Err(Error::Internal(format!("{other:?} is not a login route"))),
+    }
+}

@@ -1,0 +1,129 @@
+//! Management API handlers: parse, call `service::management`, shape the reply.
+
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::views::{app_view, config_view, secret_view, template_view, test_identifier_view};
+use super::{ApiRequest, Reply, RouteId, parse_json};
+use crate::error::Error;
+use crate::service::{Deps, management};
+
+#[derive(Deserialize)]
+struct CreateAppBody {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct SmsCountriesBody {
+    calling_codes: Option<Vec<String>>,
+}
+
+fn ok(body: Value) -> Result<Reply, Error> {
+    Ok(Reply::Json(StatusCode::OK, body))
+}
+
+fn created(body: Value) -> Result<Reply, Error> {
+    Ok(Reply::Json(StatusCode::CREATED, body))
+}
+
+pub(super) async fn handle(
+    deps: &Deps,
+    route: RouteId,
+    request: &ApiRequest,
+) -> Result<Reply, Error> {
+    let app_id = request.path_param("app_id");
+    match route {
+        RouteId::CreateApp => {
+            let body: CreateAppBody = parse_json(request)?;
+            let (app, secret, secret_id) = management::create_app(deps, &body.name).await?;
+            created(json!({"app": app_view(&app), "secret": secret, "secret_id": secret_id}))
+        }
+        RouteId::GetApp => ok(json!({"app": app_view(&management::get_app(deps, app_id).await?)})),
+        RouteId::CreateSecret => {
+            let (secret, secret_id) = management::add_secret(deps, app_id).await?;
+            created(json!({"secret": secret, "secret_id": secret_id}))
+        }
+        RouteId::ListSecrets => {
+            let secrets = management::list_secrets(deps, app_id).await?;
+            ok(json!({"secrets": secrets.iter().map(secret_view).collect::<Vec<_>>()}))
+        }
+        RouteId::DeleteSecret => {
+            management::delete_secret(deps, app_id, request.path_param("secret_id")).await?;
+            Ok(Reply::NoContent)
+        }
+        RouteId::CreateLoginConfig => {
+            let input = parse_json(request)?;
+            let config = management::create_config(deps, app_id, input).await?;
+            created(json!({"login_config": config_view(&config)}))
+        }
+        RouteId::ListLoginConfigs => {
+            let configs = management::list_configs(deps, app_id).await?;
+            ok(json!({"login_configs": configs.iter().map(config_view).collect::<Vec<_>>()}))
+        }
+        RouteId::ReplaceLoginConfig => {
+            let input = parse_json(request)?;
+            let config = management::replace_config(
+                deps,
+                app_id,
+                request.path_param("config_id"),
+                input,
+            )
+            .await?;
+            ok(json!({"login_config": config_view(&config)}))
+        }
+        RouteId::DeleteLoginConfig => {
+            management::delete_config(deps, app_id, request.path_param("config_id")).await?;
+            Ok(Reply::NoContent)
+        }
+        RouteId::CreateTemplate => {
+            let input = parse_json(request)?;
+            let template = management::create_template(deps, app_id, input).await?;
+            created(json!({"template": template_view(&template)}))
+        }
+        RouteId::ListTemplates => {
+            let templates = management::list_templates(deps, app_id).await?;
+            ok(json!({"templates": templates.iter().map(template_view).collect::<Vec<_>>()}))
+        }
+        RouteId::ReplaceTemplate => {
+            let input = parse_json(request)?;
+            let template = management::replace_template(
+                deps,
+                app_id,
+                request.path_param("template_id"),
+                input,
+            )
+            .await?;
+            ok(json!({"template": template_view(&template)}))
+        }
+        RouteId::DeleteTemplate => {
+            management::delete_template(deps, app_id, request.path_param("template_id")).await?;
+            Ok(Reply::NoContent)
+        }
+        RouteId::CreateTestIdentifier => {
+            let input = parse_json(request)?;
+            let test = management::create_test_identifier(deps, app_id, input).await?;
+            created(json!({"test_identifier": test_identifier_view(&test)}))
+        }
+        RouteId::ListTestIdentifiers => {
+            let tests = management::list_test_identifiers(deps, app_id).await?;
+            ok(json!({"test_identifiers": tests.iter().map(test_identifier_view).collect::<Vec<_>>()}))
+        }
+        RouteId::DeleteTestIdentifier => {
+            management::delete_test_identifier(deps, app_id, request.path_param("id")).await?;
+            Ok(Reply::NoContent)
+        }
+        RouteId::PutSmsCountries => {
+            let body: SmsCountriesBody = parse_json(request)?;
+            let codes = management::put_sms_countries(deps, app_id, body.calling_codes).await?;
+            ok(json!({"sms_countries": {"calling_codes": codes}}))
+        }
+        RouteId::GetSmsCountries => {
+            let codes = management::get_sms_countries(deps, app_id).await?;
+            ok(json!({"sms_countries": {"calling_codes": codes}}))
+        }
+        other => Err(Error::Internal(format!(
+            "{other:?} is not a management route"
+        ))),
+    }
+}

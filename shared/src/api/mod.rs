@@ -1,0 +1,242 @@
+//! HTTP handlers over a transport-neutral request. The Lambda functions convert the API Gateway
+//! event into an `ApiRequest`, the local server converts its hyper request; both call `handle`.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::error::Error;
+use crate::ids::RequestId;
+use crate::model::App;
+use crate::service::{Deps, management};
+
+pub mod errors;
+mod login;
+mod management_handlers;
+pub mod routes;
+pub mod views;
+
+pub use routes::{Dialect, ROUTES, Route, RouteId, RouteMatch, find_route};
+
+/// Bodies above this are refused before parsing.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct ApiRequest {
+    pub method: Method,
+    pub path_params: HashMap<String, String>,
+    pub query: HashMap<String, String>,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl ApiRequest {
+    pub fn path_param(&self, name: &str) -> &str {
+        self.path_params.get(name).map(String::as_str).unwrap_or("")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl ApiResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// A handler's success: a status and a JSON body (without `request_id`/`status_code`, which
+/// `handle` adds), or no content.
+pub(crate) enum Reply {
+    Json(StatusCode, Value),
+    NoContent,
+}
+
+/// What a handler knows about the caller after authentication.
+pub(crate) struct Caller {
+    /// The authenticated app (Login dialect only).
+    pub app: Option<App>,
+}
+
+impl Caller {
+    pub fn app(&self) -> Result<&App, Error> {
+        self.app.as_ref().ok_or(Error::Unauthorized)
+    }
+}
+
+pub(crate) fn parse_json<T: DeserializeOwned>(request: &ApiRequest) -> Result<T, Error> {
+    let body: &[u8] = if request.body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        &request.body
+    };
+    serde_json::from_slice(body).map_err(|e| {
+        // serde's message names the field; the position is noise for API callers.
+        let message = e.to_string();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
+        Error::BadRequest(format!("invalid request body: {message}"))
+    })
+}
+
+fn is_json_content_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+async fn authenticate(deps: &Deps, route: &Route, request: &ApiRequest) -> Result<Caller, Error> {
+    match route.dialect {
+        Dialect::Public => Ok(Caller { app: None }),
+        Dialect::Management => match bearer_token(&request.headers) {
+            Some(key) if deps.keys.management_key.verify(key) => Ok(Caller { app: None }),
+            _ => Err(Error::Unauthorized),
+        },
+        Dialect::Login => {
+            let (app_id, secret) =
+                basic_credentials(&request.headers).ok_or(Error::Unauthorized)?;
+            let app = management::authenticate_app(deps, &app_id, &secret).await?;
+            Ok(Caller { app: Some(app) })
+        }
+    }
+}
+
+async fn dispatch(deps: &Deps, route: &Route, request: &ApiRequest) -> Result<Reply, Error> {
+    if request.body.len() > MAX_BODY_BYTES {
+        return Err(Error::PayloadTooLarge);
+    }
+    let caller = authenticate(deps, route, request).await?;
+    let has_body = !request.body.iter().all(u8::is_ascii_whitespace);
+    if has_body && !is_json_content_type(&request.headers) {
+        return Err(Error::UnsupportedMediaType);
+    }
+    match route.dialect {
+        Dialect::Management => management_handlers::handle(deps, route.id, request).await,
+        Dialect::Login | Dialect::Public => login::handle(deps, &caller, route.id, request).await,
+    }
+}
+
+/// Serves one request of `route`: authentication, parsing, the use case, and the response in
+/// the route's dialect. Never fails: every error becomes a response.
+pub async fn handle(deps: &Deps, route: RouteId, request: ApiRequest) -> ApiResponse {
+    let started = Instant::now();
+    let route = route.route();
+    let request_id = RequestId::generate(deps.random.as_ref());
+    let result = dispatch(deps, route, &request).await;
+    let (status, body, retry_after) = match result {
+        Ok(Reply::NoContent) => (StatusCode::NO_CONTENT, None, None),
+        Ok(Reply::Json(status, mut body)) => {
+            if let Some(object) = body.as_object_mut() {
+                if route.dialect != Dialect::Management {
+                    object.insert("status_code".into(), json!(status.as_u16()));
+                }
+                object.insert("request_id".into(), json!(request_id));
+            }
+            (status, Some(body), None)
+        }
+        Err(error) => {
+            if let Error::Internal(detail) = &error {
+                tracing::error!(request_id = %request_id, route = route.function, detail = %detail, "internal error");
+            }
+            let (status, body) = match route.dialect {
+                Dialect::Management => errors::management_error_body(&error, request_id.as_str()),
+                _ => errors::login_error_body(&error, request_id.as_str()),
+            };
+            (status, Some(body), errors::retry_after_seconds(&error))
+        }
+    };
+    tracing::info!(
+        request_id = %request_id,
+        route = route.function,
+        status = status.as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        headers.insert("x-request-id", value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(seconds) = retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    let body = match body {
+        Some(value) => {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            serde_json::to_vec(&value).unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    ApiResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// The response for a path no route serves, in the dialect its prefix suggests.
+pub fn unrouted(deps: &Deps, method_known: bool, path: &str) -> ApiResponse {
+    let request_id = RequestId::generate(deps.random.as_ref());
+    let (status, message) = if method_known {
+        (StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this path")
+    } else {
+        (StatusCode::NOT_FOUND, "no such endpoint")
+    };
+    let body = if path.starts_with("/v2/") {
+        json!({"code": "not_found", "status": "not_found", "message": message, "request_id": request_id})
+    } else {
+        json!({
+            "status_code": status.as_u16(),
+            "request_id": request_id,
+            "error_type": "not_found",
+            "error_message": message,
+            "error_url": format!("https://stytch.com/docs/api/errors/{}", status.as_u16()),
+        })
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    ApiResponse {
+        status,
+        headers,
+        body: serde_json::to_vec(&body).unwrap_or_default(),
+    }
+}

@@ -1,0 +1,149 @@
+//! Hashing of codes, secrets and tokens. Codes are short, so they are hashed with a key the store
+//! never sees (HMAC-SHA256); secrets and tokens carry 256 random bits, so SHA-256 suffices.
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::random::{Random, random_token};
+
+pub type Hash32 = [u8; 32];
+
+pub fn sha256(bytes: &[u8]) -> Hash32 {
+    Sha256::digest(bytes).into()
+}
+
+/// Equality that takes the same time wherever the first difference is.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// Hashes OTP codes under the deployment's code key (a secret held outside the store).
+#[derive(Clone)]
+pub struct CodeHasher {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for CodeHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CodeHasher(..)")
+    }
+}
+
+impl CodeHasher {
+    /// The key must be at least 32 bytes; anything shorter is a deployment mistake.
+    pub fn new(key: &[u8]) -> Result<Self, String> {
+        if key.len() < 32 {
+            return Err("the code-hashing key must be at least 32 bytes".to_owned());
+        }
+        Ok(CodeHasher { key: key.to_vec() })
+    }
+
+    /// The hash binds the code to the challenge it was issued for, so equal codes never share a hash.
+    pub fn hash(&self, challenge_id: &str, code: &str) -> Hash32 {
+        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.key) {
+            Ok(mac) => mac,
+            // HMAC accepts keys of any length; this arm cannot be reached.
+            Err(_) => return [0u8; 32],
+        };
+        mac.update(challenge_id.as_bytes());
+        mac.update(&[0u8]);
+        mac.update(code.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    pub fn matches(&self, challenge_id: &str, code: &str, stored: &Hash32) -> bool {
+        constant_time_eq(&self.hash(challenge_id, code), stored)
+    }
+}
+
+/// A new app secret (`secret-` + 43 base64url chars) and the hash that is stored.
+pub fn new_app_secret(random: &dyn Random) -> (String, Hash32) {
+    let secret = format!("secret-{}", random_token(random));
+    let hash = sha256(secret.as_bytes());
+    (secret, hash)
+}
+
+/// A new session token and the hash that is stored.
+pub fn new_session_token(random: &dyn Random) -> (String, Hash32) {
+    let token = random_token(random);
+    let hash = sha256(token.as_bytes());
+    (token, hash)
+}
+
+/// The management key check: the deployment holds only the SHA-256 of the key.
+#[derive(Clone)]
+pub struct ManagementKeyHash(Hash32);
+
+impl std::fmt::Debug for ManagementKeyHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ManagementKeyHash(..)")
+    }
+}
+
+impl ManagementKeyHash {
+    pub fn of_key(key: &str) -> Self {
+        ManagementKeyHash(sha256(key.as_bytes()))
+    }
+
+    /// From 64 hex digits, as the deploy parameter gives it.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let hex = hex.trim();
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(ManagementKeyHash(out))
+    }
+
+    pub fn verify(&self, presented: &str) -> bool {
+        constant_time_eq(&sha256(presented.as_bytes()), &self.0)
+    }
+}
+
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::SeededRandom;
+
+    #[test]
+    fn code_hash_depends_on_key_challenge_and_code() {
+        let a = CodeHasher::new(&[1u8; 32]).unwrap();
+        let b = CodeHasher::new(&[2u8; 32]).unwrap();
+        let h = a.hash("challenge-1", "123456");
+        assert!(a.matches("challenge-1", "123456", &h));
+        assert!(!a.matches("challenge-1", "123457", &h));
+        assert!(!a.matches("challenge-2", "123456", &h));
+        assert!(!b.matches("challenge-1", "123456", &h));
+    }
+
+    #[test]
+    fn short_code_keys_are_refused() {
+        assert!(CodeHasher::new(b"short").is_err());
+    }
+
+    #[test]
+    fn management_key_hash_round_trips_through_hex() {
+        let hash = ManagementKeyHash::of_key("dev-management-key");
+        let hex = to_hex(&hash.0);
+        let parsed = ManagementKeyHash::from_hex(&hex).unwrap();
+        assert!(parsed.verify("dev-management-key"));
+        assert!(!parsed.verify("dev-management-kez"));
+        assert!(ManagementKeyHash::from_hex("zz").is_none());
+    }
+
+    #[test]
+    fn secrets_have_the_contract_form() {
+        let (secret, hash) = new_app_secret(&SeededRandom::new(3));
+        assert!(secret.starts_with("secret-"));
+        assert_eq!(secret.len(), "secret-".len() + 43);
+        assert_eq!(hash, sha256(secret.as_bytes()));
+    }
+}

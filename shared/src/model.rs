@@ -1,0 +1,294 @@
+//! The records the service keeps. Secrets, codes and tokens appear only as hashes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::crypto::Hash32;
+use crate::identifiers::{EmailAddress, Identifier, PhoneNumber};
+use crate::ids::{
+    AppId, ChallengeId, ConfigId, EmailId, MethodId, PhoneId, SecretId, SessionId, TemplateId,
+    TestIdentifierId, UserId,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Sms,
+    Email,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Email => "email",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    pub id: AppId,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSecret {
+    pub id: SecretId,
+    pub app_id: AppId,
+    pub hash: Hash32,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginConfig {
+    pub id: ConfigId,
+    pub app_id: AppId,
+    pub channel: Channel,
+    pub is_default: bool,
+    pub template_id: Option<TemplateId>,
+    pub sender_id: Option<String>,
+    pub grant_change_password: bool,
+    pub code_length: u32,
+    pub expiration_minutes: u32,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl LoginConfig {
+    pub fn granted_scopes(&self) -> Vec<String> {
+        if self.grant_change_password {
+            vec![PASSWORD_WRITE_SCOPE.to_owned()]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+pub const PASSWORD_WRITE_SCOPE: &str = "password:write";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub id: TemplateId,
+    pub app_id: AppId,
+    pub channel: Channel,
+    pub locale: String,
+    pub subject: Option<String>,
+    pub text: String,
+    pub html: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A phone number or email with a fixed code, for app-store reviewers and automated tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestIdentifier {
+    pub id: TestIdentifierId,
+    pub app_id: AppId,
+    pub identifier: Identifier,
+    /// The fixed code, hashed with the test identifier's id as context.
+    pub code_hash: Hash32,
+    pub valid_until: Timestamp,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserStatus {
+    Active,
+    Pending,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneMethod {
+    pub id: PhoneId,
+    pub phone_number: PhoneNumber,
+    pub verified: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailMethod {
+    pub id: EmailId,
+    pub email: EmailAddress,
+    pub verified: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lock {
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub app_id: AppId,
+    pub status: UserStatus,
+    pub created_at: Timestamp,
+    pub phone_numbers: Vec<PhoneMethod>,
+    pub emails: Vec<EmailMethod>,
+    /// Consecutive wrong codes across all of the user's methods since the last success or lock.
+    pub failed_attempts: u32,
+    pub lock: Option<Lock>,
+}
+
+impl User {
+    /// The lock in force at `now`, if any (an expired lock is no lock).
+    pub fn active_lock(&self, now: Timestamp) -> Option<Lock> {
+        self.lock.filter(|lock| lock.expires_at > now)
+    }
+
+    pub fn identifier_of(&self, method_id: &MethodId) -> Option<Identifier> {
+        match method_id {
+            MethodId::Phone(id) => self
+                .phone_numbers
+                .iter()
+                .find(|p| &p.id == id)
+                .map(|p| Identifier::Phone(p.phone_number.clone())),
+            MethodId::Email(id) => self
+                .emails
+                .iter()
+                .find(|e| &e.id == id)
+                .map(|e| Identifier::Email(e.email.clone())),
+        }
+    }
+
+    pub fn method_for(&self, identifier: &Identifier) -> Option<MethodId> {
+        match identifier {
+            Identifier::Phone(number) => self
+                .phone_numbers
+                .iter()
+                .find(|p| &p.phone_number == number)
+                .map(|p| MethodId::Phone(p.id.clone())),
+            Identifier::Email(email) => self
+                .emails
+                .iter()
+                .find(|e| &e.email == email)
+                .map(|e| MethodId::Email(e.id.clone())),
+        }
+    }
+
+    pub fn method_ids(&self) -> Vec<MethodId> {
+        self.phone_numbers
+            .iter()
+            .map(|p| MethodId::Phone(p.id.clone()))
+            .chain(self.emails.iter().map(|e| MethodId::Email(e.id.clone())))
+            .collect()
+    }
+
+    /// Adds the method for an identifier (no-op when the user already has it).
+    pub fn add_method(&mut self, method_id: MethodId, identifier: Identifier) {
+        if self.method_for(&identifier).is_some() {
+            return;
+        }
+        match (method_id, identifier) {
+            (MethodId::Phone(id), Identifier::Phone(phone_number)) => {
+                self.phone_numbers.push(PhoneMethod {
+                    id,
+                    phone_number,
+                    verified: false,
+                })
+            }
+            (MethodId::Email(id), Identifier::Email(email)) => self.emails.push(EmailMethod {
+                id,
+                email,
+                verified: false,
+            }),
+            _ => {}
+        }
+    }
+
+    /// A successful authentication: method verified, user active, failure count cleared.
+    pub fn record_success(&mut self, method_id: &MethodId) {
+        match method_id {
+            MethodId::Phone(id) => self
+                .phone_numbers
+                .iter_mut()
+                .filter(|p| &p.id == id)
+                .for_each(|p| p.verified = true),
+            MethodId::Email(id) => self
+                .emails
+                .iter_mut()
+                .filter(|e| &e.id == id)
+                .for_each(|e| e.verified = true),
+        }
+        self.status = UserStatus::Active;
+        self.failed_attempts = 0;
+    }
+
+    /// A wrong code: counts it, and locks the user when the count reaches `limit`.
+    pub fn record_failure(&mut self, now: Timestamp, limit: u32, lock_seconds: i64) {
+        self.failed_attempts += 1;
+        if self.failed_attempts >= limit {
+            self.failed_attempts = 0;
+            self.lock = Some(Lock {
+                created_at: now,
+                expires_at: now.plus_seconds(lock_seconds),
+            });
+        }
+    }
+}
+
+/// One code sent to one method. A method has at most one; a new one replaces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub id: ChallengeId,
+    pub app_id: AppId,
+    pub user_id: UserId,
+    pub method_id: MethodId,
+    pub channel: Channel,
+    pub code_hash: Hash32,
+    /// The string the code was hashed with: the challenge id, or a test identifier's id.
+    pub hash_context: String,
+    pub config_id: ConfigId,
+    pub grant_change_password: bool,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub attempts: u32,
+    pub consumed: bool,
+    /// Set when the code is a test identifier's fixed code.
+    pub test_identifier: Option<TestIdentifierId>,
+}
+
+impl Challenge {
+    /// Whether the code can still be tried: not used, not expired, attempts left.
+    pub fn is_live(&self, now: Timestamp, max_attempts: u32) -> bool {
+        !self.consumed && self.expires_at > now && self.attempts < max_attempts
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionAttributes {
+    pub ip_address: String,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticationFactor {
+    pub method_id: MethodId,
+    pub identifier: Identifier,
+    pub last_authenticated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub id: SessionId,
+    pub app_id: AppId,
+    pub user_id: UserId,
+    pub token_hash: Hash32,
+    pub started_at: Timestamp,
+    pub last_accessed_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub attributes: SessionAttributes,
+    pub custom_claims: serde_json::Map<String, serde_json::Value>,
+    pub authentication_factors: Vec<AuthenticationFactor>,
+    pub granted_scopes: Vec<String>,
+}
+
+impl Session {
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.expires_at > now
+    }
+}

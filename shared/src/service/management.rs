@@ -1,0 +1,537 @@
+//! The management use cases: apps and their secrets, login configs, templates, test
+//! identifiers and SMS countries.
+
+use serde::Deserialize;
+
+use crate::clock::Timestamp;
+use crate::crypto::{constant_time_eq, new_app_secret, sha256};
+use crate::error::Error;
+use crate::identifiers::{EmailAddress, Identifier};
+use crate::ids::{AppId, ConfigId, SecretId, TemplateId, TestIdentifierId};
+use crate::model::{App, AppSecret, Channel, LoginConfig, Template, TestIdentifier};
+use crate::ports::WriteError;
+use crate::service::Deps;
+use crate::templates::{MAX_SMS_CHARS, Placeholders, substitute};
+
+const MAX_TEST_IDENTIFIER_DAYS: i64 = 90;
+/// `last_used_at` is written at most this often per secret, to keep auth to one read.
+const SECRET_TOUCH_INTERVAL_SECONDS: i64 = 60;
+
+fn app_not_found() -> Error {
+    Error::NotFound("no app has that id".into())
+}
+
+pub async fn create_app(deps: &Deps, name: &str) -> Result<(App, String, SecretId), Error> {
+    let name = name.trim();
+    let length = name.chars().count();
+    if !(1..=100).contains(&length) {
+        return Err(Error::BadRequest("name must be 1 to 100 characters".into()));
+    }
+    let now = deps.clock.now();
+    let app = App {
+        id: AppId::generate(deps.random.as_ref()),
+        name: name.to_owned(),
+        created_at: now,
+    };
+    let (secret, record) = new_secret_record(deps, &app.id, now);
+    deps.apps.create_app(&app, &record).await?;
+    tracing::info!(app_id = %app.id, "app created");
+    Ok((app, secret, record.id))
+}
+
+fn new_secret_record(deps: &Deps, app_id: &AppId, now: Timestamp) -> (String, AppSecret) {
+    let (secret, hash) = new_app_secret(deps.random.as_ref());
+    let record = AppSecret {
+        id: SecretId::generate(deps.random.as_ref(), now),
+        app_id: app_id.clone(),
+        hash,
+        created_at: now,
+        last_used_at: None,
+    };
+    (secret, record)
+}
+
+pub async fn get_app(deps: &Deps, app_id: &str) -> Result<App, Error> {
+    let Some(id) = AppId::parse(app_id) else {
+        return Err(app_not_found());
+    };
+    deps.apps.get_app(&id).await?.ok_or_else(app_not_found)
+}
+
+pub async fn add_secret(deps: &Deps, app_id: &str) -> Result<(String, SecretId), Error> {
+    let app = get_app(deps, app_id).await?;
+    let (secret, record) = new_secret_record(deps, &app.id, deps.clock.now());
+    deps.apps.add_secret(&record).await?;
+    tracing::info!(app_id = %app.id, secret_id = %record.id, "app secret added");
+    Ok((secret, record.id))
+}
+
+pub async fn list_secrets(deps: &Deps, app_id: &str) -> Result<Vec<AppSecret>, Error> {
+    let app = get_app(deps, app_id).await?;
+    Ok(deps.apps.list_secrets(&app.id).await?)
+}
+
+pub async fn delete_secret(deps: &Deps, app_id: &str, secret_id: &str) -> Result<(), Error> {
+    let app = get_app(deps, app_id).await?;
+    let not_found = || Error::NotFound("the app has no secret with that id".into());
+    let secret_id = SecretId::parse(secret_id).ok_or_else(not_found)?;
+    let secrets = deps.apps.list_secrets(&app.id).await?;
+    if !secrets.iter().any(|s| s.id == secret_id) {
+        return Err(not_found());
+    }
+    if secrets.len() == 1 {
+        return Err(Error::Conflict(
+            "an app keeps at least one secret: add a new one before deleting this one".into(),
+        ));
+    }
+    if !deps.apps.delete_secret(&app.id, &secret_id).await? {
+        return Err(not_found());
+    }
+    tracing::info!(app_id = %app.id, secret_id = %secret_id, "app secret deleted");
+    Ok(())
+}
+
+/// Checks Basic credentials: the app exists and the secret's hash matches one of its secrets.
+pub async fn authenticate_app(deps: &Deps, app_id: &str, secret: &str) -> Result<App, Error> {
+    let id = AppId::parse(app_id).ok_or(Error::Unauthorized)?;
+    let app = deps.apps.get_app(&id).await?.ok_or(Error::Unauthorized)?;
+    let presented = sha256(secret.as_bytes());
+    // Compare against every secret so that timing does not tell which one matched.
+    let secrets = deps.apps.list_secrets(&id).await?;
+    let matched = secrets
+        .iter()
+        .fold(None, |found, s| {
+            if constant_time_eq(&s.hash, &presented) {
+                Some(s)
+            } else {
+                found
+            }
+        })
+        .ok_or(Error::Unauthorized)?;
+    let now = deps.clock.now();
+    let stale = matched
+        .last_used_at
+        .is_none_or(|t| now.seconds() - t.seconds() >= SECRET_TOUCH_INTERVAL_SECONDS);
+    if stale {
+        deps.apps.touch_secret(&id, &matched.id, now).await?;
+    }
+    Ok(app)
+}
+
+/// The body of create and replace (the Prelude OTP login config fields plus two extensions).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoginConfigInput {
+    pub config_type: String,
+    pub channel_type: Channel,
+    pub is_default: bool,
+    #[serde(default)]
+    pub template_id: Option<String>,
+    #[serde(default)]
+    pub sender_id: Option<String>,
+    #[serde(default)]
+    pub grant_change_password: Option<bool>,
+    #[serde(default)]
+    pub code_length: Option<u32>,
+    #[serde(default)]
+    pub expiration_minutes: Option<u32>,
+}
+
+fn valid_sms_sender_id(sender: &str) -> bool {
+    (1..=11).contains(&sender.len())
+        && sender.bytes().all(|b| b.is_ascii_alphanumeric())
+        && sender.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+async fn validated_config(
+    deps: &Deps,
+    app: &App,
+    input: LoginConfigInput,
+    id: ConfigId,
+    created_at: Timestamp,
+) -> Result<LoginConfig, Error> {
+    if input.config_type != "otp" {
+        return Err(Error::BadRequest("config_type must be \"otp\"".into()));
+    }
+    let template_id = match input.template_id.as_deref() {
+        None => None,
+        Some(text) => {
+            let bad = || {
+                Error::BadRequest(format!(
+                    "template_id must name a {} template of this app",
+                    input.channel_type.as_str()
+                ))
+            };
+            let template_id = TemplateId::parse(text).ok_or_else(bad)?;
+            match deps.configs.get_template(&app.id, &template_id).await? {
+                Some(t) if t.channel == input.channel_type => Some(template_id),
+                _ => return Err(bad()),
+            }
+        }
+    };
+    let sender_id = match input.sender_id {
+        None => None,
+        Some(sender) => match input.channel_type {
+            Channel::Sms if valid_sms_sender_id(&sender) => Some(sender),
+            Channel::Sms => {
+                return Err(Error::BadRequest(
+                    "sender_id for sms must be 1 to 11 letters or digits, at least one a letter"
+                        .into(),
+                ));
+            }
+            Channel::Email => Some(
+                EmailAddress::parse(&sender)
+                    .ok_or_else(|| {
+                        Error::BadRequest(
+                            "sender_id for email must be a valid From email address".into(),
+                        )
+                    })?
+                    .as_str()
+                    .to_owned(),
+            ),
+        },
+    };
+    let code_length = input.code_length.unwrap_or(6);
+    if !(6..=8).contains(&code_length) {
+        return Err(Error::BadRequest("code_length must be 6, 7 or 8".into()));
+    }
+    let expiration_minutes = input.expiration_minutes.unwrap_or(2);
+    if !(1..=10).contains(&expiration_minutes) {
+        return Err(Error::BadRequest(
+            "expiration_minutes must be between 1 and 10".into(),
+        ));
+    }
+    Ok(LoginConfig {
+        id,
+        app_id: app.id.clone(),
+        channel: input.channel_type,
+        is_default: input.is_default,
+        template_id,
+        sender_id,
+        grant_change_password: input.grant_change_password.unwrap_or(false),
+        code_length,
+        expiration_minutes,
+        created_at,
+        updated_at: deps.clock.now(),
+    })
+}
+
+fn config_write_error(error: WriteError) -> Error {
+    match error {
+        WriteError::Conflict(_) => Error::Conflict(
+            "the template was deleted while the config was being written; retry".into(),
+        ),
+        WriteError::Store(e) => e.into(),
+    }
+}
+
+pub async fn create_config(
+    deps: &Deps,
+    app_id: &str,
+    input: LoginConfigInput,
+) -> Result<LoginConfig, Error> {
+    let app = get_app(deps, app_id).await?;
+    let now = deps.clock.now();
+    let id = ConfigId::generate(deps.random.as_ref(), now);
+    let config = validated_config(deps, &app, input, id, now).await?;
+    deps.configs
+        .put_config(&config)
+        .await
+        .map_err(config_write_error)?;
+    tracing::info!(app_id = %app.id, config_id = %config.id, channel = config.channel.as_str(), "login config created");
+    Ok(config)
+}
+
+fn config_not_found() -> Error {
+    Error::NotFound("the app has no login config with that id".into())
+}
+
+pub async fn replace_config(
+    deps: &Deps,
+    app_id: &str,
+    config_id: &str,
+    input: LoginConfigInput,
+) -> Result<LoginConfig, Error> {
+    let app = get_app(deps, app_id).await?;
+    let id = ConfigId::parse(config_id).ok_or_else(config_not_found)?;
+    let existing = deps
+        .configs
+        .get_config(&app.id, &id)
+        .await?
+        .ok_or_else(config_not_found)?;
+    let config = validated_config(deps, &app, input, id, existing.created_at).await?;
+    deps.configs
+        .put_config(&config)
+        .await
+        .map_err(config_write_error)?;
+    tracing::info!(app_id = %app.id, config_id = %config.id, "login config replaced");
+    Ok(config)
+}
+
+pub async fn list_configs(deps: &Deps, app_id: &str) -> Result<Vec<LoginConfig>, Error> {
+    let app = get_app(deps, app_id).await?;
+    Ok(deps.configs.list_configs(&app.id).await?)
+}
+
+pub async fn delete_config(deps: &Deps, app_id: &str, config_id: &str) -> Result<(), Error> {
+    let app = get_app(deps, app_id).await?;
+    let id = ConfigId::parse(config_id).ok_or_else(config_not_found)?;
+    if !deps.configs.delete_config(&app.id, &id).await? {
+        return Err(config_not_found());
+    }
+    tracing::info!(app_id = %app.id, config_id = %id, "login config deleted");
+    Ok(())
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TemplateInput {
+    pub channel_type: Channel,
+    #[serde(default)]
+    pub locale: Option<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    pub text: String,
+    #[serde(default)]
+    pub html: Option<String>,
+}
+
+fn valid_locale(locale: &str) -> bool {
+    let mut parts = locale.split(['-', '_']);
+    let language_ok = parts
+        .next()
+        .is_some_and(|l| (2..=3).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphabetic()));
+    language_ok
+        && parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+fn validated_template(
+    app: &App,
+    input: TemplateInput,
+    id: TemplateId,
+    created_at: Timestamp,
+    now: Timestamp,
+) -> Result<Template, Error> {
+    let bad = |m: &str| Err(Error::BadRequest(m.to_owned()));
+    let locale = input.locale.unwrap_or_else(|| "en".to_owned());
+    if !valid_locale(&locale) {
+        return bad("locale must be a language tag such as \"en\" or \"pt-br\"");
+    }
+    if !input.text.contains("{{code}}") {
+        return bad("text must contain the placeholder {{code}}");
+    }
+    if input.text.chars().count() > 10_000 {
+        return bad("text must be at most 10000 characters");
+    }
+    match input.channel_type {
+        Channel::Sms => {
+            if input.subject.is_some() || input.html.is_some() {
+                return bad("subject and html are only for email templates");
+            }
+            // The longest the text can get: an 8-digit code and a 2-digit lifetime.
+            let longest = substitute(
+                &input.text,
+                &Placeholders {
+                    code: "00000000",
+                    app_name: &app.name,
+                    expiration_minutes: 10,
+                },
+            );
+            if longest.chars().count() > MAX_SMS_CHARS {
+                return Err(Error::BadRequest(format!(
+                    "the SMS text is {} characters after substitution; at most {MAX_SMS_CHARS} are allowed",
+                    longest.chars().count()
+                )));
+            }
+        }
+        Channel::Email => {
+            match input.subject.as_deref().map(str::trim) {
+                Some(s) if !s.is_empty() && s.chars().count() <= 200 => {}
+                _ => return bad("subject is required for email templates (1 to 200 characters)"),
+            }
+            if input.html.as_ref().is_some_and(|h| h.chars().count() > 100_000) {
+                return bad("html must be at most 100000 characters");
+            }
+        }
+    }
+    Ok(Template {
+        id,
+        app_id: app.id.clone(),
+        channel: input.channel_type,
+        locale: locale.to_ascii_lowercase(),
+        subject: input.subject,
+        text: input.text,
+        html: input.html,
+        created_at,
+        updated_at: now,
+    })
+}
+
+fn template_not_found() -> Error {
+    Error::NotFound("the app has no template with that id".into())
+}
+
+pub async fn create_template(
+    deps: &Deps,
+    app_id: &str,
+    input: TemplateInput,
+) -> Result<Template, Error> {
+    let app = get_app(deps, app_id).await?;
+    let now = deps.clock.now();
+    let id = TemplateId::generate(deps.random.as_ref(), now);
+    let template = validated_template(&app, input, id, now, now)?;
+    deps.configs.put_template(&template).await?;
+    Ok(template)
+}
+
+pub async fn replace_template(
+    deps: &Deps,
+    app_id: &str,
+    template_id: &str,
+    input: TemplateInput,
+) -> Result<Template, Error> {
+    let app = get_app(deps, app_id).await?;
+    let id = TemplateId::parse(template_id).ok_or_else(template_not_found)?;
+    let existing = deps
+        .configs
+        .get_template(&app.id, &id)
+        .await?
+        .ok_or_else(template_not_found)?;
+    if existing.channel != input.channel_type {
+        let in_use = deps
+            .configs
+            .list_configs(&app.id)
+            .await?
+            .iter()
+            .any(|c| c.template_id.as_ref() == Some(&id));
+        if in_use {
+            return Err(Error::Conflict(
+                "a login config uses this template; its channel cannot change".into(),
+            ));
+        }
+    }
+    let template = validated_template(&app, input, id, existing.created_at, deps.clock.now())?;
+    deps.configs.put_template(&template).await?;
+    Ok(template)
+}
+
+pub async fn list_templates(deps: &Deps, app_id: &str) -> Result<Vec<Template>, Error> {
+    let app = get_app(deps, app_id).await?;
+    Ok(deps.configs.list_templates(&app.id).await?)
+}
+
+pub async fn delete_template(deps: &Deps, app_id: &str, template_id: &str) -> Result<(), Error> {
+    let app = get_app(deps, app_id).await?;
+    let id = TemplateId::parse(template_id).ok_or_else(template_not_found)?;
+    match deps.configs.delete_template(&app.id, &id).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(template_not_found()),
+        Err(WriteError::Conflict(_)) => Err(Error::Conflict(
+            "a login config uses this template; change or delete the config first".into(),
+        )),
+        Err(WriteError::Store(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TestIdentifierInput {
+    pub identifier: String,
+    pub code: String,
+    pub valid_until: String,
+}
+
+pub async fn create_test_identifier(
+    deps: &Deps,
+    app_id: &str,
+    input: TestIdentifierInput,
+) -> Result<TestIdentifier, Error> {
+    let app = get_app(deps, app_id).await?;
+    let identifier = Identifier::parse(&input.identifier).ok_or_else(|| {
+        Error::BadRequest(
+            "identifier must be a valid E.164 phone number or email address".into(),
+        )
+    })?;
+    if !(6..=8).contains(&input.code.len()) || !input.code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::BadRequest("code must be 6 to 8 digits".into()));
+    }
+    let now = deps.clock.now();
+    let valid_until = Timestamp::parse_rfc3339(&input.valid_until)
+        .ok_or_else(|| Error::BadRequest("valid_until must be an RFC 3339 timestamp".into()))?;
+    if valid_until <= now || valid_until > now.plus_seconds(MAX_TEST_IDENTIFIER_DAYS * 86_400) {
+        return Err(Error::BadRequest(
+            "valid_until must be in the future and at most 90 days ahead".into(),
+        ));
+    }
+    let id = TestIdentifierId::generate(deps.random.as_ref(), now);
+    let test = TestIdentifier {
+        code_hash: deps.keys.code_hasher.hash(id.as_str(), &input.code),
+        id,
+        app_id: app.id.clone(),
+        identifier,
+        valid_until,
+        created_at: now,
+    };
+    match deps.configs.put_test_identifier(&test).await {
+        Ok(()) => {
+            tracing::info!(app_id = %app.id, test_identifier_id = %test.id, "test identifier created");
+            Ok(test)
+        }
+        Err(WriteError::Conflict(_)) => Err(Error::Conflict(
+            "that identifier is already a test identifier of this app; delete it first".into(),
+        )),
+        Err(WriteError::Store(e)) => Err(e.into()),
+    }
+}
+
+pub async fn list_test_identifiers(deps: &Deps, app_id: &str) -> Result<Vec<TestIdentifier>, Error> {
+    let app = get_app(deps, app_id).await?;
+    Ok(deps.configs.list_test_identifiers(&app.id).await?)
+}
+
+pub async fn delete_test_identifier(deps: &Deps, app_id: &str, id: &str) -> Result<(), Error> {
+    let app = get_app(deps, app_id).await?;
+    let not_found = || Error::NotFound("the app has no test identifier with that id".into());
+    let id = TestIdentifierId::parse(id).ok_or_else(not_found)?;
+    if !deps.configs.delete_test_identifier(&app.id, &id).await? {
+        return Err(not_found());
+    }
+    Ok(())
+}
+
+pub async fn get_sms_countries(deps: &Deps, app_id: &str) -> Result<Option<Vec<String>>, Error> {
+    let app = get_app(deps, app_id).await?;
+    Ok(deps.configs.get_sms_countries(&app.id).await?)
+}
+
+/// `None` or an empty list both mean every country the deployment allows.
+pub async fn put_sms_countries(
+    deps: &Deps,
+    app_id: &str,
+    calling_codes: Option<Vec<String>>,
+) -> Result<Option<Vec<String>>, Error> {
+    let app = get_app(deps, app_id).await?;
+    let normalized = match calling_codes {
+        None => None,
+        Some(codes) if codes.is_empty() => None,
+        Some(codes) => {
+            let mut out = Vec::with_capacity(codes.len());
+            for code in codes {
+                let digits = code.trim().trim_start_matches('+');
+                let valid = (1..=3).contains(&digits.len())
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+                    && !digits.starts_with('0');
+                if !valid {
+                    return Err(Error::BadRequest(format!(
+                        "calling_codes must be country calling codes such as \"1\" or \"44\"; got {code:?}"
+                    )));
+                }
+                out.push(digits.to_owned());
+            }
+            out.sort();
+            out.dedup();
+            Some(out)
+        }
+    };
+    deps.configs
+        .put_sms_countries(&app.id, normalized.clone())
+        .await?;
+    Ok(normalized)
+}
