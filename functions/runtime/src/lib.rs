@@ -83,7 +83,9 @@ pub fn init_tracing() {
 fn required_env(name: &str) -> Result<String, Error> {
     match std::env::var(name) {
         Ok(value) if !value.trim().is_empty() => Ok(value),
-        _ => Err(format!("the environment variable {name} must be set (see README: Deploy)").into()),
+        _ => {
+            Err(format!("the environment variable {name} must be set (see README: Deploy)").into())
+        }
     }
 }
 

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test from a clean clone: formatting and lints, the Rust suites (domain, store
+# contract, handlers from events/), then the official Stytch Python SDK against the local server.
+# Installs what it needs into .venv (Python packages from PyPI); leaves nothing running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "Python venv (.venv) with the pinned test requirements"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -r tests/sdk/requirements.txt
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  # nextest does not run doctests.
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+step "Stytch SDK against the local server"
+cargo build --locked --bin local-api
+LOCAL_API_BIN="$PWD/target/debug/local-api" .venv/bin/python -m pytest -q tests/sdk
