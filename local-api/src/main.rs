@@ -11,14 +11,16 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{HeaderValue, Method, header};
 use serde_json::json;
-use shared::api::{ApiRequest, ApiResponse, MAX_BODY_BYTES, RouteMatch, find_route, handle, unrouted};
+use shared::api::{
+    ApiRequest, ApiResponse, MAX_BODY_BYTES, RouteMatch, find_route, handle, unrouted,
+};
 use shared::crypto::{CodeHasher, ManagementKeyHash};
 use shared::jwt::JwtKeys;
 use shared::memory::Outbox;
 use shared::model::Channel;
 use shared::random::{OsRandom, Random};
 use shared::service::management::{self, LoginConfigInput};
-use shared::service::{Deps, InMemory, Keys, Limits, Settings};
+use shared::service::{Deps, InMemory, Keys, Limits, SendLimits, Settings};
 
 struct Server {
     deps: Deps,
@@ -169,7 +171,11 @@ async fn main() {
     let settings = Settings {
         public_base_url: public_base_url.clone(),
         default_email_from: env_or("SES_FROM", "no-reply@example.com"),
-        limits: Limits::default(),
+        limits: Limits {
+            send: SendLimits::from_lookup(|name| std::env::var(name).ok())
+                .unwrap_or_else(|e| fail(e)),
+            ..Limits::default()
+        },
     };
     let in_memory = InMemory::new(keys, settings);
     let (app_id, secret) = create_development_app(&in_memory.deps)
@@ -184,7 +190,14 @@ async fn main() {
         .await
         .unwrap_or_else(|e| fail(format!("cannot listen on 127.0.0.1:{port}: {e}")));
     println!("local-api listening on {public_base_url}");
-    println!("management key: MANAGEMENT_KEY={}", if management_key == "dev-management-key" { "dev-management-key (default)" } else { "(from the environment)" });
+    println!(
+        "management key: MANAGEMENT_KEY={}",
+        if management_key == "dev-management-key" {
+            "dev-management-key (default)"
+        } else {
+            "(from the environment)"
+        }
+    );
     println!("development app: APP_ID={app_id}");
     println!("development app: APP_SECRET={secret}");
     println!("outbox: {public_base_url}/_dev/outbox");

@@ -18,8 +18,9 @@ use crate::model::{
     App, AppSecret, Challenge, Channel, LoginConfig, Session, Template, TestIdentifier, User,
 };
 use crate::ports::{
-    AppStore, ChallengeStore, ConfigStore, DeliveryError, EmailMessage, EmailSender, SessionStore,
-    SmsMessage, SmsSender, StoreError, TestMessageSink, UserStore, WriteError,
+    AppStore, ChallengeStore, ConfigStore, DeliveryError, EmailMessage, EmailSender, RateCounter,
+    RateDecision, RateHit, RateLimitStore, SessionStore, SmsMessage, SmsSender, StoreError,
+    TestMessageSink, UserStore, WriteError,
 };
 
 #[derive(Default)]
@@ -36,6 +37,8 @@ struct State {
     challenges: HashMap<(AppId, MethodId), Challenge>,
     sessions: HashMap<(AppId, SessionId), Session>,
     session_tokens: HashMap<(AppId, Hash32), SessionId>,
+    /// Rate-limit windows: key -> (window start, hits).
+    rate_windows: HashMap<String, (Timestamp, u32)>,
 }
 
 /// Every store port over one in-process map.
@@ -665,6 +668,40 @@ impl SessionStore for MemoryStore {
                 .remove(&(app_id.clone(), session.id.clone()));
             s.session_tokens
                 .remove(&(app_id.clone(), session.token_hash));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for MemoryStore {
+    async fn hit(&self, counter: &RateCounter, now: Timestamp) -> Result<RateDecision, StoreError> {
+        let mut s = self.state();
+        let window = s
+            .rate_windows
+            .entry(counter.key.clone())
+            .or_insert((now, 0));
+        if window.0.plus_seconds(counter.window_seconds) <= now {
+            *window = (now, 0);
+        }
+        if window.1 >= counter.limit {
+            return Ok(RateDecision::Limited {
+                retry_at: window.0.plus_seconds(counter.window_seconds),
+            });
+        }
+        window.1 += 1;
+        Ok(RateDecision::Counted(RateHit {
+            key: counter.key.clone(),
+            window_start: window.0,
+        }))
+    }
+
+    async fn give_back(&self, hit: &RateHit) -> Result<(), StoreError> {
+        let mut s = self.state();
+        if let Some(window) = s.rate_windows.get_mut(&hit.key)
+            && window.0 == hit.window_start
+        {
+            window.1 = window.1.saturating_sub(1);
         }
         Ok(())
     }

@@ -228,6 +228,38 @@ pub trait SessionStore: Send + Sync {
     -> Result<(), StoreError>;
 }
 
+/// One rate-limit counter: at most `limit` hits per `window_seconds`, the window opening at
+/// its first hit (so a limit of 1 is a cooldown that starts at the last accepted hit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateCounter {
+    pub key: String,
+    pub limit: u32,
+    pub window_seconds: i64,
+}
+
+/// A hit that was counted, to be given back if what it paid for did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateHit {
+    pub key: String,
+    pub window_start: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateDecision {
+    Counted(RateHit),
+    /// Over the limit; the window reopens at this time.
+    Limited { retry_at: Timestamp },
+}
+
+#[async_trait]
+pub trait RateLimitStore: Send + Sync {
+    /// Atomically counts one hit at `now` unless the counter's live window is full. A window
+    /// older than `window_seconds` is replaced by a new one opening at `now`.
+    async fn hit(&self, counter: &RateCounter, now: Timestamp) -> Result<RateDecision, StoreError>;
+    /// Takes back a counted hit, if its window is still the current one.
+    async fn give_back(&self, hit: &RateHit) -> Result<(), StoreError>;
+}
+
 /// The code travels with the message only so that the development outbox can show it;
 /// its `Debug` never prints it.
 #[derive(Clone, PartialEq, Eq)]

@@ -19,13 +19,26 @@ use shared::ports::{
     WriteError,
 };
 use shared::random::SeededRandom;
-use shared::service::{Deps, InMemory, Keys, Limits, Settings};
+use shared::service::{Deps, InMemory, Keys, Limits, SendLimits, Settings};
 
 const MANAGEMENT_KEY: &str = "test-management-key";
 const PHONE: &str = "+12025550100";
 const OTHER_PHONE: &str = "+12025550101";
 
-fn in_memory() -> InMemory {
+/// Send limits out of the way: these tests are about other rows.
+fn relaxed() -> Limits {
+    Limits {
+        send: SendLimits {
+            cooldown_seconds: 0,
+            window_max: 1000,
+            window_seconds: 600,
+            ip_window_max: 1000,
+        },
+        ..Limits::default()
+    }
+}
+
+fn in_memory_with(limits: Limits, clock: Arc<FakeClock>) -> InMemory {
     let keys = Keys {
         management_key: ManagementKeyHash::of_key(MANAGEMENT_KEY),
         code_hasher: CodeHasher::new(&[7u8; 32]).unwrap(),
@@ -34,14 +47,9 @@ fn in_memory() -> InMemory {
     let settings = Settings {
         public_base_url: "http://127.0.0.1:3000".into(),
         default_email_from: "no-reply@example.com".into(),
-        limits: Limits::default(),
+        limits,
     };
-    InMemory::with(
-        keys,
-        settings,
-        Arc::new(FakeClock::new(Timestamp(1_800_000_000))),
-        Arc::new(SeededRandom::new(42)),
-    )
+    InMemory::with(keys, settings, clock, Arc::new(SeededRandom::new(42)))
 }
 
 enum Auth<'a> {
@@ -171,12 +179,18 @@ fn assert_management_error(reply: &Reply, status: u16, code: &str, status_word: 
 
 struct World {
     mem: InMemory,
+    clock: Arc<FakeClock>,
     app_id: String,
     secret: String,
 }
 
 async fn world() -> World {
-    let mem = in_memory();
+    world_with(relaxed()).await
+}
+
+async fn world_with(limits: Limits) -> World {
+    let clock = Arc::new(FakeClock::new(Timestamp(1_800_000_000)));
+    let mem = in_memory_with(limits, clock.clone());
     let created = call(
         &mem.deps,
         RouteId::CreateApp,
@@ -201,6 +215,7 @@ async fn world() -> World {
     }
     World {
         mem,
+        clock,
         app_id,
         secret,
     }
@@ -982,4 +997,108 @@ impl shared::ports::AppStore for BrokenAppStore {
     ) -> Result<(), StoreError> {
         Err(StoreError::Other("disk on fire".into()))
     }
+}
+
+#[tokio::test]
+async fn send_limits_answer_429_with_retry_after() {
+    let w = world_with(Limits::default()).await;
+    let r = w
+        .login(RouteId::SmsLoginOrCreate, json!({"phone_number": PHONE}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    w.clock.advance_seconds(10);
+    let r = w
+        .login(RouteId::SmsLoginOrCreate, json!({"phone_number": PHONE}))
+        .await;
+    assert_login_error(&r, 429, "too_many_requests");
+    assert_eq!(r.body["retry_after_seconds"], json!(20));
+    assert_eq!(r.headers.get(header::RETRY_AFTER).unwrap(), "20");
+    assert_eq!(
+        w.mem.outbox.messages().len(),
+        1,
+        "a refused send delivers nothing"
+    );
+
+    // Five codes per identifier per 10 minutes, 30 seconds apart.
+    for _ in 0..4 {
+        w.clock.advance_seconds(30);
+        let r = w
+            .login(RouteId::SmsLoginOrCreate, json!({"phone_number": PHONE}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    w.clock.advance_seconds(30);
+    let r = w
+        .login(RouteId::SmsLoginOrCreate, json!({"phone_number": PHONE}))
+        .await;
+    assert_login_error(&r, 429, "too_many_requests");
+    // The window opened at the first send, 160 seconds ago.
+    assert_eq!(r.body["retry_after_seconds"], json!(600 - 160));
+    w.clock.advance_seconds(600 - 160);
+    let r = w
+        .login(RouteId::SmsLoginOrCreate, json!({"phone_number": PHONE}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test]
+async fn send_limits_count_per_end_user_ip() {
+    let w = world_with(Limits::default()).await;
+    for i in 0..20 {
+        let phone = format!("+120255501{i:02}");
+        let r = w
+            .login(
+                RouteId::SmsLoginOrCreate,
+                json!({"phone_number": phone, "attributes": {"ip_address": "203.0.113.7"}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{i}: {}", r.body);
+    }
+    let r = w
+        .login(
+            RouteId::SmsLoginOrCreate,
+            json!({"phone_number": "+12025550150", "attributes": {"ip_address": "203.0.113.7"}}),
+        )
+        .await;
+    assert_login_error(&r, 429, "too_many_requests");
+    // Another end user's IP, or none, is not limited by it.
+    let r = w
+        .login(
+            RouteId::SmsLoginOrCreate,
+            json!({"phone_number": "+12025550150", "attributes": {"ip_address": "203.0.113.8"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test]
+async fn refused_and_failed_sends_use_up_nothing() {
+    let mut w = world_with(Limits::default()).await;
+    let r = w
+        .login(
+            RouteId::SmsLoginOrCreate,
+            json!({"phone_number": PHONE, "expiration_minutes": 99}),
+        )
+        .await;
+    assert_login_error(&r, 400, "invalid_expiration_minutes");
+    w.mem.deps.sms = Arc::new(FailingSender);
+    let r = w
+        .login(RouteId::SmsLoginOrCreate, json!({"phone_number": PHONE}))
+        .await;
+    assert_login_error(&r, 502, "sms_delivery_failed");
+    let outbox = w.mem.outbox.clone();
+    w.mem.deps.sms = outbox;
+    let r = w
+        .login(RouteId::SmsLoginOrCreate, json!({"phone_number": PHONE}))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "the retry is not rate limited: {}",
+        r.body
+    );
+    let r = w
+        .login(RouteId::SmsLoginOrCreate, json!({"phone_number": PHONE}))
+        .await;
+    assert_login_error(&r, 429, "too_many_requests");
 }

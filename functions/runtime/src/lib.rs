@@ -9,7 +9,7 @@ use shared::clock::SystemClock;
 use shared::crypto::{CodeHasher, ManagementKeyHash};
 use shared::jwt::JwtKeys;
 use shared::random::OsRandom;
-use shared::service::{Deps, InMemory, Keys, Limits, Settings};
+use shared::service::{Deps, InMemory, Keys, Limits, SendLimits, Settings};
 
 /// Converts an API Gateway request into the handlers' request.
 pub fn api_request(request: Request) -> ApiRequest {
@@ -110,7 +110,10 @@ pub fn keys_and_settings_from_env() -> Result<(Keys, Settings), Error> {
         Settings {
             public_base_url,
             default_email_from,
-            limits: Limits::default(),
+            limits: Limits {
+                send: SendLimits::from_lookup(|name| std::env::var(name).ok())?,
+                ..Limits::default()
+            },
         },
     ))
 }

@@ -15,7 +15,7 @@ use shared::clock::SystemClock;
 use shared::crypto::{CodeHasher, ManagementKeyHash};
 use shared::jwt::JwtKeys;
 use shared::random::OsRandom;
-use shared::service::{Deps, InMemory, Keys, Limits, Settings};
+use shared::service::{Deps, InMemory, Keys, Limits, SendLimits, Settings};
 
 const EXAMPLE_APP: &str = "app-0f8c2f1e-5a6b-4c3d-8e9f-0a1b2c3d4e5f";
 
@@ -40,7 +40,14 @@ fn in_memory() -> InMemory {
         Settings {
             public_base_url: "https://k7x2m9q4rt.execute-api.us-east-1.amazonaws.com".into(),
             default_email_from: "no-reply@example.com".into(),
-            limits: Limits::default(),
+            // The events send to one number twice in a row; cooldowns are tested elsewhere.
+            limits: Limits {
+                send: SendLimits {
+                    cooldown_seconds: 0,
+                    ..SendLimits::default()
+                },
+                ..Limits::default()
+            },
         },
         Arc::new(SystemClock),
         Arc::new(OsRandom),

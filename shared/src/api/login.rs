@@ -37,7 +37,6 @@ struct SendBody {
     phone_number: Option<String>,
     email: Option<String>,
     expiration_minutes: Option<i64>,
-    #[allow(dead_code)]
     attributes: Option<Attributes>,
     create_user_as_pending: Option<bool>,
     locale: Option<String>,
@@ -130,6 +129,7 @@ async fn send(
             login_config_id: body.login_config_id,
             login_template_id,
             signup_template_id,
+            ip_address: body.attributes.and_then(|a| a.ip_address),
         },
     )
     .await?;

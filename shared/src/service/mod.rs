@@ -8,8 +8,8 @@ use crate::crypto::{CodeHasher, ManagementKeyHash};
 use crate::jwt::JwtKeys;
 use crate::memory::{MemoryStore, Outbox};
 use crate::ports::{
-    AppStore, ChallengeStore, ConfigStore, EmailSender, SessionStore, SmsSender, TestMessageSink,
-    UserStore,
+    AppStore, ChallengeStore, ConfigStore, EmailSender, RateLimitStore, SessionStore, SmsSender,
+    TestMessageSink, UserStore,
 };
 use crate::random::{OsRandom, Random};
 
@@ -18,7 +18,7 @@ pub mod otp;
 pub mod sessions;
 pub mod users;
 
-/// Fixed by the contract; not configurable per deployment.
+/// Attempt, lock and lifetime limits are the contract's; send limits are per deployment.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Wrong attempts a code accepts before it is dead.
@@ -27,6 +27,7 @@ pub struct Limits {
     pub user_lock_threshold: u32,
     pub user_lock_seconds: i64,
     pub jwt_lifetime_seconds: i64,
+    pub send: SendLimits,
 }
 
 impl Default for Limits {
@@ -36,7 +37,58 @@ impl Default for Limits {
             user_lock_threshold: 10,
             user_lock_seconds: 3600,
             jwt_lifetime_seconds: 300,
+            send: SendLimits::default(),
         }
+    }
+}
+
+/// Send rate limits, configurable per deployment. Only codes handed to delivery count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendLimits {
+    /// At most one code per identifier per this many seconds.
+    pub cooldown_seconds: i64,
+    /// At most `window_max` codes per identifier per `window_seconds`.
+    pub window_max: u32,
+    pub window_seconds: i64,
+    /// At most this many codes per end-user IP address (`attributes.ip_address`) per window.
+    pub ip_window_max: u32,
+}
+
+impl Default for SendLimits {
+    fn default() -> Self {
+        SendLimits {
+            cooldown_seconds: 30,
+            window_max: 5,
+            window_seconds: 600,
+            ip_window_max: 20,
+        }
+    }
+}
+
+impl SendLimits {
+    /// Reads `SEND_COOLDOWN_SECONDS`, `SEND_WINDOW_MAX`, `SEND_WINDOW_SECONDS` and
+    /// `IP_WINDOW_MAX` through `lookup` (the environment); an unset one keeps its default.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        fn read<T: std::str::FromStr + PartialOrd + Default>(
+            lookup: &impl Fn(&str) -> Option<String>,
+            name: &str,
+            default: T,
+        ) -> Result<T, String> {
+            match lookup(name).filter(|v| !v.trim().is_empty()) {
+                None => Ok(default),
+                Some(text) => match text.trim().parse::<T>() {
+                    Ok(value) if value > T::default() => Ok(value),
+                    _ => Err(format!("{name} must be a positive whole number, not {text:?}")),
+                },
+            }
+        }
+        let defaults = SendLimits::default();
+        Ok(SendLimits {
+            cooldown_seconds: read(&lookup, "SEND_COOLDOWN_SECONDS", defaults.cooldown_seconds)?,
+            window_max: read(&lookup, "SEND_WINDOW_MAX", defaults.window_max)?,
+            window_seconds: read(&lookup, "SEND_WINDOW_SECONDS", defaults.window_seconds)?,
+            ip_window_max: read(&lookup, "IP_WINDOW_MAX", defaults.ip_window_max)?,
+        })
     }
 }
 
@@ -63,6 +115,7 @@ pub struct Deps {
     pub users: Arc<dyn UserStore>,
     pub challenges: Arc<dyn ChallengeStore>,
     pub sessions: Arc<dyn SessionStore>,
+    pub rate_limits: Arc<dyn RateLimitStore>,
     pub sms: Arc<dyn SmsSender>,
     pub email: Arc<dyn EmailSender>,
     pub test_messages: Arc<dyn TestMessageSink>,
@@ -98,6 +151,7 @@ impl InMemory {
             users: store.clone(),
             challenges: store.clone(),
             sessions: store.clone(),
+            rate_limits: store.clone(),
             sms: outbox.clone(),
             email: outbox.clone(),
             test_messages: outbox.clone(),
@@ -111,5 +165,25 @@ impl InMemory {
             store,
             outbox,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_limits_read_from_the_environment() {
+        let env = |name: &str| match name {
+            "SEND_COOLDOWN_SECONDS" => Some("10".to_owned()),
+            "IP_WINDOW_MAX" => Some(" 50 ".to_owned()),
+            _ => None,
+        };
+        let limits = SendLimits::from_lookup(env).unwrap();
+        assert_eq!(limits.cooldown_seconds, 10);
+        assert_eq!(limits.ip_window_max, 50);
+        assert_eq!(limits.window_max, 5);
+        assert!(SendLimits::from_lookup(|_| Some("0".into())).is_err());
+        assert!(SendLimits::from_lookup(|_| Some("many".into())).is_err());
     }
 }

@@ -9,7 +9,9 @@ use crate::model::{
     App, AuthenticationFactor, Challenge, Channel, LoginConfig, SessionAttributes, Template,
     TestIdentifier, User, UserStatus,
 };
-use crate::ports::{CodeForOutbox, EmailMessage, SmsMessage, WriteError};
+use crate::ports::{
+    CodeForOutbox, EmailMessage, RateCounter, RateDecision, RateHit, SmsMessage, WriteError,
+};
 use crate::random::random_digits;
 use crate::service::sessions::{self, IssuedSession, SessionGrant};
 use crate::service::Deps;
@@ -40,6 +42,8 @@ pub struct SendRequest {
     pub login_config_id: Option<String>,
     pub login_template_id: Option<String>,
     pub signup_template_id: Option<String>,
+    /// The end user's IP address (`attributes.ip_address`), for the per-IP send limit.
+    pub ip_address: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -224,6 +228,63 @@ async fn target_user(deps: &Deps, app: &App, target: &SendTarget) -> Result<User
         .ok_or(Error::UserNotFound)
 }
 
+/// Counts one send against the identifier's cooldown and window and the end user's IP window.
+/// All or nothing: when one counter is full, the hits already counted are given back.
+async fn count_send(
+    deps: &Deps,
+    app: &App,
+    identifier: &Identifier,
+    ip_address: Option<&str>,
+    now: crate::clock::Timestamp,
+) -> Result<Vec<RateHit>, Error> {
+    let limits = &deps.settings.limits.send;
+    let subject = format!("{}#{}", app.id, identifier.as_str());
+    let mut counters = vec![
+        RateCounter {
+            key: format!("cooldown#{subject}"),
+            limit: 1,
+            window_seconds: limits.cooldown_seconds,
+        },
+        RateCounter {
+            key: format!("window#{subject}"),
+            limit: limits.window_max,
+            window_seconds: limits.window_seconds,
+        },
+    ];
+    if let Some(ip) = ip_address.map(str::trim).filter(|ip| !ip.is_empty()) {
+        counters.push(RateCounter {
+            key: format!("ip#{}#{ip}", app.id),
+            limit: limits.ip_window_max,
+            window_seconds: limits.window_seconds,
+        });
+    }
+    let mut hits = Vec::with_capacity(counters.len());
+    for counter in &counters {
+        match deps.rate_limits.hit(counter, now).await {
+            Ok(RateDecision::Counted(hit)) => hits.push(hit),
+            Ok(RateDecision::Limited { retry_at }) => {
+                give_back(deps, &hits).await;
+                return Err(Error::TooManyRequests {
+                    retry_after_seconds: retry_after(now, retry_at),
+                });
+            }
+            Err(e) => {
+                give_back(deps, &hits).await;
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(hits)
+}
+
+async fn give_back(deps: &Deps, hits: &[RateHit]) {
+    for hit in hits {
+        if let Err(e) = deps.rate_limits.give_back(hit).await {
+            tracing::warn!(error = %e, "could not give back a rate-limit hit");
+        }
+    }
+}
+
 fn retry_after(now: crate::clock::Timestamp, until: crate::clock::Timestamp) -> u64 {
     u64::try_from(until.seconds() - now.seconds()).unwrap_or(0).max(1)
 }
@@ -283,6 +344,21 @@ pub async fn send_code(deps: &Deps, app: &App, request: SendRequest) -> Result<S
         .await?
         .filter(|t| t.valid_until > now);
 
+    // Test identifiers are never delivered, so they use up no send limit.
+    let hits = match test {
+        Some(_) => Vec::new(),
+        None => {
+            count_send(
+                deps,
+                app,
+                &request.identifier,
+                request.ip_address.as_deref(),
+                now,
+            )
+            .await?
+        }
+    };
+
     let challenge_id = ChallengeId::generate(deps.random.as_ref());
     let (code, code_hash, hash_context) = match &test {
         // A test identifier's code is fixed; its plaintext is not kept, so the message shows a mark.
@@ -313,7 +389,10 @@ pub async fn send_code(deps: &Deps, app: &App, request: SendRequest) -> Result<S
         consumed: false,
         test_identifier: test.as_ref().map(|t| t.id.clone()),
     };
-    deps.challenges.put_challenge(&challenge).await?;
+    if let Err(e) = deps.challenges.put_challenge(&challenge).await {
+        give_back(deps, &hits).await;
+        return Err(e.into());
+    }
 
     let message = render(
         channel,
@@ -335,6 +414,8 @@ pub async fn send_code(deps: &Deps, app: &App, request: SendRequest) -> Result<S
         {
             tracing::error!(app_id = %app.id, method_id = %method_id, error = %cleanup, "could not remove undelivered code");
         }
+        // Only codes handed to delivery count against the limits.
+        give_back(deps, &hits).await;
         return Err(error);
     }
     tracing::info!(
