@@ -99,6 +99,7 @@ async fn serve(State(server): State<Arc<Server>>, request: Request) -> Response 
         query: query_map(parts.uri.query()),
         headers: parts.headers,
         body,
+        base_url: None,
     };
     into_response(handle(&server.deps, route.id, request).await)
 }

@@ -86,7 +86,10 @@ mod tests {
 
     #[test]
     fn formats_whole_seconds_in_utc() {
-        assert_eq!(Timestamp(1_795_405_748).to_rfc3339(), "2026-11-22T00:29:08Z");
+        assert_eq!(
+            Timestamp(1_795_405_748).to_rfc3339(),
+            "2026-11-22T00:29:08Z"
+        );
     }
 
     #[test]

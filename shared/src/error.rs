@@ -61,7 +61,9 @@ pub enum Error {
     UnableToAuthOtpCode,
     #[error("too many codes requested; retry in {retry_after_seconds} seconds")]
     TooManyRequests { retry_after_seconds: u64 },
-    #[error("the user is locked after too many wrong codes; retry in {retry_after_seconds} seconds")]
+    #[error(
+        "the user is locked after too many wrong codes; retry in {retry_after_seconds} seconds"
+    )]
     UserLockLimitReached { retry_after_seconds: u64 },
     #[error("the SMS could not be delivered; retry the request")]
     SmsDeliveryFailed,

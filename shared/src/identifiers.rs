@@ -146,7 +146,15 @@ mod tests {
 
     #[test]
     fn refuses_invalid_numbers() {
-        for text in ["", "12025550100", "+1555", "+15555550100", "+999123456", "+1 202 555 01000 7", "phone"] {
+        for text in [
+            "",
+            "12025550100",
+            "+1555",
+            "+15555550100",
+            "+999123456",
+            "+1 202 555 01000 7",
+            "phone",
+        ] {
             assert_eq!(PhoneNumber::parse(text), None, "{text}");
         }
     }
@@ -164,10 +172,21 @@ mod tests {
             EmailAddress::parse("Ann.Lee@Example.COM").map(|e| e.0),
             Some("ann.lee@example.com".to_owned())
         );
-        for text in ["", "ann", "ann@", "@example.com", "ann@example", "a b@example.com", "Ann <ann@example.com>"] {
+        for text in [
+            "",
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@example",
+            "a b@example.com",
+            "Ann <ann@example.com>",
+        ] {
             assert_eq!(EmailAddress::parse(text), None, "{text}");
         }
-        assert_eq!(EmailAddress::parse("ann@example.com").unwrap().redacted(), "a…@example.com");
+        assert_eq!(
+            EmailAddress::parse("ann@example.com").unwrap().redacted(),
+            "a…@example.com"
+        );
     }
 
     proptest! {

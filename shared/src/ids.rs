@@ -17,7 +17,9 @@ fn new_uuid_v4(random: &dyn Random) -> uuid::Uuid {
 fn new_ulid(random: &dyn Random, now: Timestamp) -> ulid::Ulid {
     let mut bytes = [0u8; 16];
     random.fill_bytes(&mut bytes);
-    let millis = u64::try_from(now.seconds()).unwrap_or(0).saturating_mul(1000);
+    let millis = u64::try_from(now.seconds())
+        .unwrap_or(0)
+        .saturating_mul(1000);
     ulid::Ulid::from_parts(millis, u128::from_le_bytes(bytes))
 }
 
@@ -176,6 +178,9 @@ mod tests {
         }
         assert!(AppId::parse("app-0f8c2f1e-5a6b-4c3d-8e9f-0a1b2c3d4e5f").is_some());
         assert_eq!(ConfigId::parse("lcfg_not-a-ulid"), None);
-        assert_eq!(MethodId::parse("session-0f8c2f1e-5a6b-4c3d-8e9f-0a1b2c3d4e5f"), None);
+        assert_eq!(
+            MethodId::parse("session-0f8c2f1e-5a6b-4c3d-8e9f-0a1b2c3d4e5f"),
+            None
+        );
     }
 }

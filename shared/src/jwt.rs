@@ -56,7 +56,9 @@ impl JwtKeys {
             .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
             .map_err(|e| JwtError::BadKey(e.to_string()))?;
         if key.size() < 256 {
-            return Err(JwtError::BadKey("the key must have at least 2048 bits".into()));
+            return Err(JwtError::BadKey(
+                "the key must have at least 2048 bits".into(),
+            ));
         }
         Self::from_key(&key)
     }
@@ -76,8 +78,8 @@ impl JwtKeys {
             .map_err(|e| JwtError::BadKey(e.to_string()))?;
         let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
         let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
-        let decoding =
-            DecodingKey::from_rsa_components(&n, &e).map_err(|e| JwtError::BadKey(e.to_string()))?;
+        let decoding = DecodingKey::from_rsa_components(&n, &e)
+            .map_err(|e| JwtError::BadKey(e.to_string()))?;
         // RFC 7638 thumbprint: members in lexicographic order, no whitespace.
         let thumbprint = sha256(format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#).as_bytes());
         let jwk = Jwk {
@@ -91,7 +93,11 @@ impl JwtKeys {
             x5c: Vec::new(),
             x5t_s256: String::new(),
         };
-        Ok(JwtKeys { encoding, decoding, jwk })
+        Ok(JwtKeys {
+            encoding,
+            decoding,
+            jwk,
+        })
     }
 
     pub fn jwk(&self) -> &Jwk {

@@ -269,8 +269,7 @@ impl ConfigStore for MemoryStore {
         if in_use {
             return Err(WriteError::Conflict("template in use"));
         }
-        Ok(s
-            .templates
+        Ok(s.templates
             .get_mut(app_id)
             .and_then(|m| m.remove(template_id))
             .is_some())
@@ -306,11 +305,11 @@ impl ConfigStore for MemoryStore {
         app_id: &AppId,
         identifier: &Identifier,
     ) -> Result<Option<TestIdentifier>, StoreError> {
-        Ok(self.state().test_identifiers.get(app_id).and_then(|m| {
-            m.values()
-                .find(|t| &t.identifier == identifier)
-                .cloned()
-        }))
+        Ok(self
+            .state()
+            .test_identifiers
+            .get(app_id)
+            .and_then(|m| m.values().find(|t| &t.identifier == identifier).cloned()))
     }
 
     async fn delete_test_identifier(
@@ -350,8 +349,7 @@ impl UserStore for MemoryStore {
         identifier: &Identifier,
     ) -> Result<Option<(User, MethodId)>, StoreError> {
         let s = self.state();
-        Ok(s
-            .identifiers
+        Ok(s.identifiers
             .get(&(app_id.clone(), identifier.clone()))
             .and_then(|(user_id, method_id)| {
                 s.users
@@ -367,10 +365,10 @@ impl UserStore for MemoryStore {
             .into_iter()
             .filter_map(|m| user.identifier_of(&m).map(|i| (m, i)))
             .collect();
-        if methods
-            .iter()
-            .any(|(_, i)| s.identifiers.contains_key(&(user.app_id.clone(), i.clone())))
-        {
+        if methods.iter().any(|(_, i)| {
+            s.identifiers
+                .contains_key(&(user.app_id.clone(), i.clone()))
+        }) {
             return Err(WriteError::Conflict("identifier taken"));
         }
         for (method_id, identifier) in methods {
@@ -424,8 +422,7 @@ impl UserStore for MemoryStore {
         method_id: &MethodId,
     ) -> Result<Option<User>, StoreError> {
         let s = self.state();
-        Ok(s
-            .methods
+        Ok(s.methods
             .get(&(app_id.clone(), method_id.clone()))
             .and_then(|user_id| s.users.get(&(app_id.clone(), user_id.clone())))
             .cloned())
@@ -546,7 +543,10 @@ impl ChallengeStore for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut s = self.state();
         let key = (app_id.clone(), method_id.clone());
-        if s.challenges.get(&key).is_some_and(|c| &c.id == challenge_id) {
+        if s.challenges
+            .get(&key)
+            .is_some_and(|c| &c.id == challenge_id)
+        {
             s.challenges.remove(&key);
         }
         Ok(())
@@ -598,8 +598,7 @@ impl SessionStore for MemoryStore {
         token_hash: &Hash32,
     ) -> Result<Option<Session>, StoreError> {
         let s = self.state();
-        Ok(s
-            .session_tokens
+        Ok(s.session_tokens
             .get(&(app_id.clone(), *token_hash))
             .and_then(|id| s.sessions.get(&(app_id.clone(), id.clone())))
             .cloned())
@@ -664,8 +663,7 @@ impl SessionStore for MemoryStore {
             .cloned()
             .collect();
         for session in doomed {
-            s.sessions
-                .remove(&(app_id.clone(), session.id.clone()));
+            s.sessions.remove(&(app_id.clone(), session.id.clone()));
             s.session_tokens
                 .remove(&(app_id.clone(), session.token_hash));
         }

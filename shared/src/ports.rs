@@ -87,8 +87,10 @@ pub trait ConfigStore: Send + Sync {
     ) -> Result<bool, WriteError>;
 
     async fn put_test_identifier(&self, test: &TestIdentifier) -> Result<(), WriteError>;
-    async fn list_test_identifiers(&self, app_id: &AppId)
-    -> Result<Vec<TestIdentifier>, StoreError>;
+    async fn list_test_identifiers(
+        &self,
+        app_id: &AppId,
+    ) -> Result<Vec<TestIdentifier>, StoreError>;
     async fn find_test_identifier(
         &self,
         app_id: &AppId,
@@ -224,8 +226,11 @@ pub trait SessionStore: Send + Sync {
         app_id: &AppId,
         user_id: &UserId,
     ) -> Result<Vec<Session>, StoreError>;
-    async fn delete_user_sessions(&self, app_id: &AppId, user_id: &UserId)
-    -> Result<(), StoreError>;
+    async fn delete_user_sessions(
+        &self,
+        app_id: &AppId,
+        user_id: &UserId,
+    ) -> Result<(), StoreError>;
 }
 
 /// One rate-limit counter: at most `limit` hits per `window_seconds`, the window opening at
@@ -248,7 +253,9 @@ pub struct RateHit {
 pub enum RateDecision {
     Counted(RateHit),
     /// Over the limit; the window reopens at this time.
-    Limited { retry_at: Timestamp },
+    Limited {
+        retry_at: Timestamp,
+    },
 }
 
 #[async_trait]

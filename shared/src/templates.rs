@@ -82,7 +82,9 @@ pub fn match_locale<'a>(requested: &str, available: &[&'a str]) -> Option<&'a st
 
 fn built_in(locale: Option<&str>) -> &'static BuiltIn {
     let locales: Vec<&str> = BUILT_INS.iter().map(|b| b.locale).collect();
-    let chosen = locale.and_then(|l| match_locale(l, &locales)).unwrap_or("en");
+    let chosen = locale
+        .and_then(|l| match_locale(l, &locales))
+        .unwrap_or("en");
     BUILT_INS
         .iter()
         .find(|b| b.locale == chosen)
@@ -93,7 +95,10 @@ pub fn substitute(template: &str, values: &Placeholders<'_>) -> String {
     template
         .replace("{{code}}", values.code)
         .replace("{{app_name}}", values.app_name)
-        .replace("{{expiration_minutes}}", &values.expiration_minutes.to_string())
+        .replace(
+            "{{expiration_minutes}}",
+            &values.expiration_minutes.to_string(),
+        )
 }
 
 fn escape_html(text: &str) -> String {
@@ -109,7 +114,10 @@ fn html_from_text(text: &str) -> String {
         .split("\n\n")
         .map(|p| format!("<p>{}</p>", escape_html(p).replace('\n', "<br>")))
         .collect();
-    format!("<!doctype html><html><body>{}</body></html>", paragraphs.join(""))
+    format!(
+        "<!doctype html><html><body>{}</body></html>",
+        paragraphs.join("")
+    )
 }
 
 /// Renders the message for a channel from the app's template, else the built-in for the locale.
@@ -145,7 +153,11 @@ pub fn render(
         None => {
             let b = built_in(locale);
             let text = substitute(
-                if channel == Channel::Sms { b.sms } else { b.email_text },
+                if channel == Channel::Sms {
+                    b.sms
+                } else {
+                    b.email_text
+                },
                 values,
             );
             RenderedMessage {

@@ -125,6 +125,7 @@ async fn raw_call(
             .collect(),
         headers,
         body,
+        base_url: None,
     };
     let response = handle(deps, route, request).await;
     let body = response.json();

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response, service_fn};
 use shared::api::{ApiRequest, ApiResponse, RouteId, handle};
 use shared::clock::SystemClock;
@@ -13,6 +14,13 @@ use shared::service::{Deps, InMemory, Keys, Limits, SendLimits, Settings};
 
 /// Converts an API Gateway request into the handlers' request.
 pub fn api_request(request: Request) -> ApiRequest {
+    let base_url = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context
+            .domain_name
+            .as_ref()
+            .map(|domain| format!("https://{domain}")),
+        _ => None,
+    };
     let path_params = request
         .path_parameters()
         .iter()
@@ -36,6 +44,7 @@ pub fn api_request(request: Request) -> ApiRequest {
         query,
         headers: parts.headers,
         body,
+        base_url,
     }
 }
 
@@ -96,7 +105,11 @@ pub fn keys_and_settings_from_env() -> Result<(Keys, Settings), Error> {
         .ok_or("MANAGEMENT_KEY_SHA256 must be the 64 hex digits of the key's SHA-256")?;
     let code_hasher = CodeHasher::new(required_env("CODE_HASH_KEY")?.as_bytes())?;
     let jwt = JwtKeys::from_pem(&required_env("JWT_SIGNING_KEY_PEM")?)?;
-    let public_base_url = required_env("PUBLIC_BASE_URL")?
+    // Unset: each request's own API Gateway domain is the issuer (a stack cannot pass its
+    // HTTP API's URL to its own functions without a circular dependency).
+    let public_base_url = std::env::var("PUBLIC_BASE_URL")
+        .unwrap_or_default()
+        .trim()
         .trim_end_matches('/')
         .to_owned();
     let default_email_from =

@@ -38,7 +38,8 @@ fn in_memory() -> InMemory {
             jwt: JwtKeys::generate().unwrap(),
         },
         Settings {
-            public_base_url: "https://k7x2m9q4rt.execute-api.us-east-1.amazonaws.com".into(),
+            // As deployed without PUBLIC_BASE_URL: the issuer comes from each event's domain.
+            public_base_url: String::new(),
             default_email_from: "no-reply@example.com".into(),
             // The events send to one number twice in a row; cooldowns are tested elsewhere.
             limits: Limits {
@@ -333,6 +334,19 @@ async fn events_drive_every_function_of_a_real_app() {
         "{body}"
     );
     let session_id = body["session"]["session_id"].as_str().unwrap().to_owned();
+    let jwt = body["session_jwt"].as_str().unwrap();
+    let payload = jwt.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        claims["iss"],
+        json!("https://k7x2m9q4rt.execute-api.us-east-1.amazonaws.com"),
+        "the issuer is the API Gateway domain the request came in on"
+    );
     let token = body["session_token"].as_str().unwrap().to_owned();
     replace.push((
         "session-5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b".into(),

@@ -53,22 +53,26 @@ pub fn management_error(error: &Error) -> (StatusCode, &'static str) {
     use Error::*;
     match error {
         Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-        NotFound(_) | AppNotFound | UserNotFound | SessionNotFound | PhoneNumberNotFound
-        | EmailNotFound | LoginConfigNotFound(_) | TemplateNotFound(_) => {
-            (StatusCode::NOT_FOUND, "not_found")
-        }
+        NotFound(_)
+        | AppNotFound
+        | UserNotFound
+        | SessionNotFound
+        | PhoneNumberNotFound
+        | EmailNotFound
+        | LoginConfigNotFound(_)
+        | TemplateNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         Conflict(_) | DuplicatePhoneNumber | DuplicateEmail => (StatusCode::CONFLICT, "conflict"),
         PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-        UnsupportedMediaType => (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-        ),
+        UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
         TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
         ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
-        Internal(_) | SmsDeliveryFailed | EmailDeliveryFailed | OtpCodeNotFound { .. }
-        | UnableToAuthOtpCode | UserLockLimitReached { .. } | InvalidSessionJwt => {
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-        }
+        Internal(_)
+        | SmsDeliveryFailed
+        | EmailDeliveryFailed
+        | OtpCodeNotFound { .. }
+        | UnableToAuthOtpCode
+        | UserLockLimitReached { .. }
+        | InvalidSessionJwt => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         BadRequest(_)
         | InvalidPhoneNumber
         | InvalidPhoneNumberCountryCode

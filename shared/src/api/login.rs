@@ -79,9 +79,7 @@ fn ok(body: Value) -> Result<Reply, Error> {
 }
 
 fn required(value: Option<String>, field: &str) -> Result<String, Error> {
-    value.ok_or_else(|| {
-        Error::BadRequest(format!("invalid request body: missing field `{field}`"))
-    })
+    value.ok_or_else(|| Error::BadRequest(format!("invalid request body: missing field `{field}`")))
 }
 
 async fn send(

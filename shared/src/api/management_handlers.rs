@@ -63,13 +63,9 @@ pub(super) async fn handle(
         }
         RouteId::ReplaceLoginConfig => {
             let input = parse_json(request)?;
-            let config = management::replace_config(
-                deps,
-                app_id,
-                request.path_param("config_id"),
-                input,
-            )
-            .await?;
+            let config =
+                management::replace_config(deps, app_id, request.path_param("config_id"), input)
+                    .await?;
             ok(json!({"login_config": config_view(&config)}))
         }
         RouteId::DeleteLoginConfig => {
@@ -107,7 +103,9 @@ pub(super) async fn handle(
         }
         RouteId::ListTestIdentifiers => {
             let tests = management::list_test_identifiers(deps, app_id).await?;
-            ok(json!({"test_identifiers": tests.iter().map(test_identifier_view).collect::<Vec<_>>()}))
+            ok(
+                json!({"test_identifiers": tests.iter().map(test_identifier_view).collect::<Vec<_>>()}),
+            )
         }
         RouteId::DeleteTestIdentifier => {
             management::delete_test_identifier(deps, app_id, request.path_param("id")).await?;

@@ -33,6 +33,9 @@ pub struct ApiRequest {
     pub query: HashMap<String, String>,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// The public base URL the request came in on (`https://` + API Gateway's domain name),
+    /// used as the JWT issuer when the deployment has no fixed `public_base_url`.
+    pub base_url: Option<String>,
 }
 
 impl ApiRequest {
@@ -154,7 +157,16 @@ pub async fn handle(deps: &Deps, route: RouteId, request: ApiRequest) -> ApiResp
     let started = Instant::now();
     let route = route.route();
     let request_id = RequestId::generate(deps.random.as_ref());
-    let result = dispatch(deps, route, &request).await;
+    let result = if deps.settings.public_base_url.is_empty() {
+        match &request.base_url {
+            Some(url) => dispatch(&deps.with_public_base_url(url), route, &request).await,
+            None => Err(Error::Internal(
+                "no public base URL: neither configured nor known from the request".into(),
+            )),
+        }
+    } else {
+        dispatch(deps, route, &request).await
+    };
     let (status, body, retry_after) = match result {
         Ok(Reply::NoContent) => (StatusCode::NO_CONTENT, None, None),
         Ok(Reply::Json(status, mut body)) => {
@@ -213,7 +225,10 @@ pub async fn handle(deps: &Deps, route: RouteId, request: ApiRequest) -> ApiResp
 pub fn unrouted(deps: &Deps, method_known: bool, path: &str) -> ApiResponse {
     let request_id = RequestId::generate(deps.random.as_ref());
     let (status, message) = if method_known {
-        (StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this path")
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed on this path",
+        )
     } else {
         (StatusCode::NOT_FOUND, "no such endpoint")
     };

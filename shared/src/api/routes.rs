@@ -84,44 +84,244 @@ const SEND: &str = "otp-send";
 const LOGIN: &str = "login";
 
 pub const ROUTES: &[Route] = &[
-    route(CreateApp, "POST", "/v2/session/apps", "create-app", MGMT, Management),
-    route(GetApp, "GET", "/v2/session/apps/{app_id}", "get-app", MGMT, Management),
-    route(CreateSecret, "POST", "/v2/session/apps/{app_id}/secrets", "create-secret", MGMT, Management),
-    route(ListSecrets, "GET", "/v2/session/apps/{app_id}/secrets", "list-secrets", MGMT, Management),
-    route(DeleteSecret, "DELETE", "/v2/session/apps/{app_id}/secrets/{secret_id}", "delete-secret", MGMT, Management),
-    route(CreateLoginConfig, "POST", "/v2/session/apps/{app_id}/config/login/otp", "create-login-config", MGMT, Management),
-    route(ListLoginConfigs, "GET", "/v2/session/apps/{app_id}/config/login/otp", "list-login-configs", MGMT, Management),
-    route(ReplaceLoginConfig, "PUT", "/v2/session/apps/{app_id}/config/login/otp/{config_id}", "replace-login-config", MGMT, Management),
-    route(DeleteLoginConfig, "DELETE", "/v2/session/apps/{app_id}/config/login/otp/{config_id}", "delete-login-config", MGMT, Management),
-    route(CreateTemplate, "POST", "/v2/session/apps/{app_id}/templates", "create-template", MGMT, Management),
-    route(ListTemplates, "GET", "/v2/session/apps/{app_id}/templates", "list-templates", MGMT, Management),
-    route(ReplaceTemplate, "PUT", "/v2/session/apps/{app_id}/templates/{template_id}", "replace-template", MGMT, Management),
-    route(DeleteTemplate, "DELETE", "/v2/session/apps/{app_id}/templates/{template_id}", "delete-template", MGMT, Management),
-    route(CreateTestIdentifier, "POST", "/v2/session/apps/{app_id}/test_identifiers", "create-test-identifier", MGMT, Management),
-    route(ListTestIdentifiers, "GET", "/v2/session/apps/{app_id}/test_identifiers", "list-test-identifiers", MGMT, Management),
-    route(DeleteTestIdentifier, "DELETE", "/v2/session/apps/{app_id}/test_identifiers/{id}", "delete-test-identifier", MGMT, Management),
-    route(PutSmsCountries, "PUT", "/v2/session/apps/{app_id}/sms_countries", "put-sms-countries", MGMT, Management),
-    route(GetSmsCountries, "GET", "/v2/session/apps/{app_id}/sms_countries", "get-sms-countries", MGMT, Management),
-    route(SmsLoginOrCreate, "POST", "/v1/otps/sms/login_or_create", "otp-sms-login-or-create", SEND, Login),
-    route(SmsSend, "POST", "/v1/otps/sms/send", "otp-sms-send", SEND, Login),
-    route(EmailLoginOrCreate, "POST", "/v1/otps/email/login_or_create", "otp-email-login-or-create", SEND, Login),
-    route(EmailSend, "POST", "/v1/otps/email/send", "otp-email-send", SEND, Login),
-    route(OtpAuthenticate, "POST", "/v1/otps/authenticate", "otp-authenticate", LOGIN, Login),
-    route(SessionsAuthenticate, "POST", "/v1/sessions/authenticate", "sessions-authenticate", LOGIN, Login),
-    route(SessionsRevoke, "POST", "/v1/sessions/revoke", "sessions-revoke", LOGIN, Login),
-    route(SessionsList, "GET", "/v1/sessions", "sessions-list", LOGIN, Login),
-    route(SessionsJwks, "GET", "/v1/sessions/jwks/{app_id}", "sessions-jwks", LOGIN, Public),
-    route(UsersGet, "GET", "/v1/users/{user_id}", "users-get", LOGIN, Login),
-    route(UsersDelete, "DELETE", "/v1/users/{user_id}", "users-delete", LOGIN, Login),
+    route(
+        CreateApp,
+        "POST",
+        "/v2/session/apps",
+        "create-app",
+        MGMT,
+        Management,
+    ),
+    route(
+        GetApp,
+        "GET",
+        "/v2/session/apps/{app_id}",
+        "get-app",
+        MGMT,
+        Management,
+    ),
+    route(
+        CreateSecret,
+        "POST",
+        "/v2/session/apps/{app_id}/secrets",
+        "create-secret",
+        MGMT,
+        Management,
+    ),
+    route(
+        ListSecrets,
+        "GET",
+        "/v2/session/apps/{app_id}/secrets",
+        "list-secrets",
+        MGMT,
+        Management,
+    ),
+    route(
+        DeleteSecret,
+        "DELETE",
+        "/v2/session/apps/{app_id}/secrets/{secret_id}",
+        "delete-secret",
+        MGMT,
+        Management,
+    ),
+    route(
+        CreateLoginConfig,
+        "POST",
+        "/v2/session/apps/{app_id}/config/login/otp",
+        "create-login-config",
+        MGMT,
+        Management,
+    ),
+    route(
+        ListLoginConfigs,
+        "GET",
+        "/v2/session/apps/{app_id}/config/login/otp",
+        "list-login-configs",
+        MGMT,
+        Management,
+    ),
+    route(
+        ReplaceLoginConfig,
+        "PUT",
+        "/v2/session/apps/{app_id}/config/login/otp/{config_id}",
+        "replace-login-config",
+        MGMT,
+        Management,
+    ),
+    route(
+        DeleteLoginConfig,
+        "DELETE",
+        "/v2/session/apps/{app_id}/config/login/otp/{config_id}",
+        "delete-login-config",
+        MGMT,
+        Management,
+    ),
+    route(
+        CreateTemplate,
+        "POST",
+        "/v2/session/apps/{app_id}/templates",
+        "create-template",
+        MGMT,
+        Management,
+    ),
+    route(
+        ListTemplates,
+        "GET",
+        "/v2/session/apps/{app_id}/templates",
+        "list-templates",
+        MGMT,
+        Management,
+    ),
+    route(
+        ReplaceTemplate,
+        "PUT",
+        "/v2/session/apps/{app_id}/templates/{template_id}",
+        "replace-template",
+        MGMT,
+        Management,
+    ),
+    route(
+        DeleteTemplate,
+        "DELETE",
+        "/v2/session/apps/{app_id}/templates/{template_id}",
+        "delete-template",
+        MGMT,
+        Management,
+    ),
+    route(
+        CreateTestIdentifier,
+        "POST",
+        "/v2/session/apps/{app_id}/test_identifiers",
+        "create-test-identifier",
+        MGMT,
+        Management,
+    ),
+    route(
+        ListTestIdentifiers,
+        "GET",
+        "/v2/session/apps/{app_id}/test_identifiers",
+        "list-test-identifiers",
+        MGMT,
+        Management,
+    ),
+    route(
+        DeleteTestIdentifier,
+        "DELETE",
+        "/v2/session/apps/{app_id}/test_identifiers/{id}",
+        "delete-test-identifier",
+        MGMT,
+        Management,
+    ),
+    route(
+        PutSmsCountries,
+        "PUT",
+        "/v2/session/apps/{app_id}/sms_countries",
+        "put-sms-countries",
+        MGMT,
+        Management,
+    ),
+    route(
+        GetSmsCountries,
+        "GET",
+        "/v2/session/apps/{app_id}/sms_countries",
+        "get-sms-countries",
+        MGMT,
+        Management,
+    ),
+    route(
+        SmsLoginOrCreate,
+        "POST",
+        "/v1/otps/sms/login_or_create",
+        "otp-sms-login-or-create",
+        SEND,
+        Login,
+    ),
+    route(
+        SmsSend,
+        "POST",
+        "/v1/otps/sms/send",
+        "otp-sms-send",
+        SEND,
+        Login,
+    ),
+    route(
+        EmailLoginOrCreate,
+        "POST",
+        "/v1/otps/email/login_or_create",
+        "otp-email-login-or-create",
+        SEND,
+        Login,
+    ),
+    route(
+        EmailSend,
+        "POST",
+        "/v1/otps/email/send",
+        "otp-email-send",
+        SEND,
+        Login,
+    ),
+    route(
+        OtpAuthenticate,
+        "POST",
+        "/v1/otps/authenticate",
+        "otp-authenticate",
+        LOGIN,
+        Login,
+    ),
+    route(
+        SessionsAuthenticate,
+        "POST",
+        "/v1/sessions/authenticate",
+        "sessions-authenticate",
+        LOGIN,
+        Login,
+    ),
+    route(
+        SessionsRevoke,
+        "POST",
+        "/v1/sessions/revoke",
+        "sessions-revoke",
+        LOGIN,
+        Login,
+    ),
+    route(
+        SessionsList,
+        "GET",
+        "/v1/sessions",
+        "sessions-list",
+        LOGIN,
+        Login,
+    ),
+    route(
+        SessionsJwks,
+        "GET",
+        "/v1/sessions/jwks/{app_id}",
+        "sessions-jwks",
+        LOGIN,
+        Public,
+    ),
+    route(
+        UsersGet,
+        "GET",
+        "/v1/users/{user_id}",
+        "users-get",
+        LOGIN,
+        Login,
+    ),
+    route(
+        UsersDelete,
+        "DELETE",
+        "/v1/users/{user_id}",
+        "users-delete",
+        LOGIN,
+        Login,
+    ),
 ];
 
 impl RouteId {
     pub fn route(self) -> &'static Route {
         // Every RouteId has exactly one entry (checked by a test).
-        ROUTES
-            .iter()
-            .find(|r| r.id == self)
-            .unwrap_or(&ROUTES[0])
+        ROUTES.iter().find(|r| r.id == self).unwrap_or(&ROUTES[0])
     }
 }
 
@@ -129,7 +329,10 @@ impl RouteId {
 pub fn match_path(template: &str, path: &str) -> Option<Vec<(String, String)>> {
     let mut params = Vec::new();
     let mut template_parts = template.trim_matches('/').split('/');
-    let mut path_parts = path.trim_end_matches('/').trim_start_matches('/').split('/');
+    let mut path_parts = path
+        .trim_end_matches('/')
+        .trim_start_matches('/')
+        .split('/');
     loop {
         match (template_parts.next(), path_parts.next()) {
             (None, None) => return Some(params),
@@ -208,8 +411,14 @@ mod tests {
             find_route("GET", "/v1/sessions"),
             RouteMatch::Found(SessionsList.route(), vec![])
         );
-        assert_eq!(find_route("PATCH", "/v1/sessions"), RouteMatch::MethodNotAllowed);
+        assert_eq!(
+            find_route("PATCH", "/v1/sessions"),
+            RouteMatch::MethodNotAllowed
+        );
         assert_eq!(find_route("GET", "/v1/nothing"), RouteMatch::NotFound);
-        assert_eq!(find_route("GET", "/v2/session/apps//secrets"), RouteMatch::NotFound);
+        assert_eq!(
+            find_route("GET", "/v2/session/apps//secrets"),
+            RouteMatch::NotFound
+        );
     }
 }

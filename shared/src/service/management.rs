@@ -347,7 +347,11 @@ fn validated_template(
                 Some(s) if !s.is_empty() && s.chars().count() <= 200 => {}
                 _ => return bad("subject is required for email templates (1 to 200 characters)"),
             }
-            if input.html.as_ref().is_some_and(|h| h.chars().count() > 100_000) {
+            if input
+                .html
+                .as_ref()
+                .is_some_and(|h| h.chars().count() > 100_000)
+            {
                 return bad("html must be at most 100000 characters");
             }
         }
@@ -445,9 +449,7 @@ pub async fn create_test_identifier(
 ) -> Result<TestIdentifier, Error> {
     let app = get_app(deps, app_id).await?;
     let identifier = Identifier::parse(&input.identifier).ok_or_else(|| {
-        Error::BadRequest(
-            "identifier must be a valid E.164 phone number or email address".into(),
-        )
+        Error::BadRequest("identifier must be a valid E.164 phone number or email address".into())
     })?;
     if !(6..=8).contains(&input.code.len()) || !input.code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Error::BadRequest("code must be 6 to 8 digits".into()));
@@ -481,7 +483,10 @@ pub async fn create_test_identifier(
     }
 }
 
-pub async fn list_test_identifiers(deps: &Deps, app_id: &str) -> Result<Vec<TestIdentifier>, Error> {
+pub async fn list_test_identifiers(
+    deps: &Deps,
+    app_id: &str,
+) -> Result<Vec<TestIdentifier>, Error> {
     let app = get_app(deps, app_id).await?;
     Ok(deps.configs.list_test_identifiers(&app.id).await?)
 }

@@ -78,7 +78,9 @@ impl SendLimits {
                 None => Ok(default),
                 Some(text) => match text.trim().parse::<T>() {
                     Ok(value) if value > T::default() => Ok(value),
-                    _ => Err(format!("{name} must be a positive whole number, not {text:?}")),
+                    _ => Err(format!(
+                        "{name} must be a positive whole number, not {text:?}"
+                    )),
                 },
             }
         }
@@ -109,6 +111,7 @@ pub struct Keys {
     pub jwt: JwtKeys,
 }
 
+#[derive(Clone)]
 pub struct Deps {
     pub apps: Arc<dyn AppStore>,
     pub configs: Arc<dyn ConfigStore>,
@@ -121,8 +124,18 @@ pub struct Deps {
     pub test_messages: Arc<dyn TestMessageSink>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
-    pub keys: Keys,
+    pub keys: Arc<Keys>,
     pub settings: Settings,
+}
+
+impl Deps {
+    /// The same deps for a request whose public base URL (the JWT issuer) is only known from
+    /// the request itself: a deployment without a fixed `PUBLIC_BASE_URL`.
+    pub fn with_public_base_url(&self, public_base_url: &str) -> Deps {
+        let mut deps = self.clone();
+        deps.settings.public_base_url = public_base_url.trim_end_matches('/').to_owned();
+        deps
+    }
 }
 
 /// Deps on the in-memory adapters, with handles to the store and the outbox.
@@ -157,7 +170,7 @@ impl InMemory {
             test_messages: outbox.clone(),
             clock,
             random,
-            keys,
+            keys: Arc::new(keys),
             settings,
         };
         InMemory {

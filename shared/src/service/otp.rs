@@ -13,8 +13,8 @@ use crate::ports::{
     CodeForOutbox, EmailMessage, RateCounter, RateDecision, RateHit, SmsMessage, WriteError,
 };
 use crate::random::random_digits;
-use crate::service::sessions::{self, IssuedSession, SessionGrant};
 use crate::service::Deps;
+use crate::service::sessions::{self, IssuedSession, SessionGrant};
 use crate::templates::{Placeholders, render};
 
 /// Who a `send` adds the identifier to, when it is not already a user's.
@@ -161,9 +161,7 @@ async fn resolve_user(
                     .find_by_identifier(&app.id, identifier)
                     .await?
                     .map(|(user, method_id)| (user, method_id, false))
-                    .ok_or_else(|| {
-                        Error::ServiceUnavailable
-                    }),
+                    .ok_or_else(|| Error::ServiceUnavailable),
                 Err(WriteError::Store(e)) => Err(e.into()),
             }
         }
@@ -286,7 +284,9 @@ async fn give_back(deps: &Deps, hits: &[RateHit]) {
 }
 
 fn retry_after(now: crate::clock::Timestamp, until: crate::clock::Timestamp) -> u64 {
-    u64::try_from(until.seconds() - now.seconds()).unwrap_or(0).max(1)
+    u64::try_from(until.seconds() - now.seconds())
+        .unwrap_or(0)
+        .max(1)
 }
 
 /// Sends a new code to the identifier, replacing any earlier code of that method.
@@ -404,7 +404,15 @@ pub async fn send_code(deps: &Deps, app: &App, request: SendRequest) -> Result<S
             expiration_minutes,
         },
     );
-    let delivered = deliver(deps, &request.identifier, &config, message, code, test.as_ref()).await;
+    let delivered = deliver(
+        deps,
+        &request.identifier,
+        &config,
+        message,
+        code,
+        test.as_ref(),
+    )
+    .await;
     if let Err(error) = delivered {
         // The code never reached anyone: remove it so nothing half-sent stays usable.
         if let Err(cleanup) = deps
@@ -563,10 +571,11 @@ pub async fn authenticate(
             .any(|t| &t.id == id && t.valid_until > now),
     };
     let matches = test_valid
-        && deps
-            .keys
-            .code_hasher
-            .matches(&challenge.hash_context, request.code.trim(), &challenge.code_hash);
+        && deps.keys.code_hasher.matches(
+            &challenge.hash_context,
+            request.code.trim(),
+            &challenge.code_hash,
+        );
 
     if !matches {
         let Some(attempts) = deps

@@ -42,7 +42,9 @@ pub fn validate_custom_claims(claims: &Map<String, Value>) -> Result<(), Error> 
             "session_custom_claims may not set the reserved claim {reserved:?}"
         )));
     }
-    let size = serde_json::to_vec(claims).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(claims)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_CUSTOM_CLAIMS_BYTES {
         return Err(Error::InvalidSessionCustomClaims(format!(
             "session_custom_claims is {size} bytes serialized; at most {MAX_CUSTOM_CLAIMS_BYTES} are allowed"
@@ -110,7 +112,10 @@ pub fn mint_jwt(deps: &Deps, session: &Session) -> Result<String, Error> {
     claims.insert("nbf".into(), json!(now.seconds()));
     claims.insert(
         "exp".into(),
-        json!(now.plus_seconds(deps.settings.limits.jwt_lifetime_seconds).seconds()),
+        json!(
+            now.plus_seconds(deps.settings.limits.jwt_lifetime_seconds)
+                .seconds()
+        ),
     );
     claims.insert(
         SESSION_CLAIM.into(),
@@ -281,7 +286,12 @@ pub async fn revoke(
 ) -> Result<(), Error> {
     let session_id = match session_id {
         Some(id) => SessionId::parse(id).ok_or(Error::SessionNotFound)?,
-        None => resolve(deps, app_id, session_token, session_jwt).await?.0.id,
+        None => {
+            resolve(deps, app_id, session_token, session_jwt)
+                .await?
+                .0
+                .id
+        }
     };
     if !deps.sessions.delete_session(app_id, &session_id).await? {
         return Err(Error::SessionNotFound);
