@@ -28,6 +28,8 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
-step "Stytch SDK against the local server"
+step "Stytch SDKs (Python, then Node) against the local server"
 cargo build --locked --bin local-api
-LOCAL_API_BIN="$PWD/target/debug/local-api" .venv/bin/python -m pytest -q tests/sdk
+export LOCAL_API_BIN="$PWD/target/debug/local-api"
+.venv/bin/python -m pytest -q tests/sdk
+(cd tests/node && npm ci --no-audit --no-fund --loglevel=error && npm test)

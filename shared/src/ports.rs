@@ -315,3 +315,18 @@ pub trait TestMessageSink: Send + Sync {
     fn record_sms(&self, message: &SmsMessage);
     fn record_email(&self, message: &EmailMessage);
 }
+
+/// Where test messages go when there is no outbox (a deployment): the log, marked
+/// `test: true`, with the recipient redacted and without the text.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogTestMessages;
+
+impl TestMessageSink for LogTestMessages {
+    fn record_sms(&self, message: &SmsMessage) {
+        tracing::info!(test = true, channel = "sms", to = %message.to.redacted(), "test identifier: SMS recorded, not sent");
+    }
+
+    fn record_email(&self, message: &EmailMessage) {
+        tracing::info!(test = true, channel = "email", to = %message.to.redacted(), "test identifier: email recorded, not sent");
+    }
+}

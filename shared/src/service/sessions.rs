@@ -110,13 +110,11 @@ pub fn mint_jwt(deps: &Deps, session: &Session) -> Result<String, Error> {
     claims.insert("sub".into(), json!(session.user_id));
     claims.insert("iat".into(), json!(now.seconds()));
     claims.insert("nbf".into(), json!(now.seconds()));
-    claims.insert(
-        "exp".into(),
-        json!(
-            now.plus_seconds(deps.settings.limits.jwt_lifetime_seconds)
-                .seconds()
-        ),
-    );
+    // A JWT never outlives its session.
+    let exp = now
+        .plus_seconds(deps.settings.limits.jwt_lifetime_seconds)
+        .min(session.expires_at);
+    claims.insert("exp".into(), json!(exp.seconds()));
     claims.insert(
         SESSION_CLAIM.into(),
         json!({
