@@ -37,8 +37,8 @@ struct State {
     challenges: HashMap<(AppId, MethodId), Challenge>,
     sessions: HashMap<(AppId, SessionId), Session>,
     session_tokens: HashMap<(AppId, Hash32), SessionId>,
-    /// Rate-limit windows: key -> (window start, hits).
-    rate_windows: HashMap<String, (Timestamp, u32)>,
+    /// Rate limits: key -> times of the hits still inside some window.
+    rate_hits: HashMap<String, Vec<Timestamp>>,
 }
 
 /// Every store port over one in-process map.
@@ -673,33 +673,50 @@ impl SessionStore for MemoryStore {
 
 #[async_trait]
 impl RateLimitStore for MemoryStore {
-    async fn hit(&self, counter: &RateCounter, now: Timestamp) -> Result<RateDecision, StoreError> {
+    async fn hit(
+        &self,
+        counters: &[RateCounter],
+        now: Timestamp,
+    ) -> Result<RateDecision, StoreError> {
         let mut s = self.state();
-        let window = s
-            .rate_windows
-            .entry(counter.key.clone())
-            .or_insert((now, 0));
-        if window.0.plus_seconds(counter.window_seconds) <= now {
-            *window = (now, 0);
+        let mut retry_at: Option<Timestamp> = None;
+        for counter in counters {
+            let hits = s.rate_hits.entry(counter.key.clone()).or_default();
+            hits.retain(|at| at.plus_seconds(counter.window_seconds) > now);
+            hits.sort();
+            let live = hits.len();
+            if live >= counter.limit as usize {
+                // Room again when enough of the oldest hits have aged out.
+                let oldest_needed = hits[live - counter.limit as usize];
+                let at = oldest_needed.plus_seconds(counter.window_seconds);
+                retry_at = Some(retry_at.map_or(at, |r| r.max(at)));
+            }
         }
-        if window.1 >= counter.limit {
-            return Ok(RateDecision::Limited {
-                retry_at: window.0.plus_seconds(counter.window_seconds),
+        if let Some(retry_at) = retry_at {
+            return Ok(RateDecision::Limited { retry_at });
+        }
+        let mut counted = Vec::with_capacity(counters.len());
+        for counter in counters {
+            s.rate_hits
+                .entry(counter.key.clone())
+                .or_default()
+                .push(now);
+            counted.push(RateHit {
+                key: counter.key.clone(),
+                at: now,
             });
         }
-        window.1 += 1;
-        Ok(RateDecision::Counted(RateHit {
-            key: counter.key.clone(),
-            window_start: window.0,
-        }))
+        Ok(RateDecision::Counted(counted))
     }
 
-    async fn give_back(&self, hit: &RateHit) -> Result<(), StoreError> {
+    async fn give_back(&self, hits: &[RateHit]) -> Result<(), StoreError> {
         let mut s = self.state();
-        if let Some(window) = s.rate_windows.get_mut(&hit.key)
-            && window.0 == hit.window_start
-        {
-            window.1 = window.1.saturating_sub(1);
+        for hit in hits {
+            if let Some(times) = s.rate_hits.get_mut(&hit.key)
+                && let Some(position) = times.iter().position(|at| *at == hit.at)
+            {
+                times.remove(position);
+            }
         }
         Ok(())
     }

@@ -233,8 +233,8 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
-/// One rate-limit counter: at most `limit` hits per `window_seconds`, the window opening at
-/// its first hit (so a limit of 1 is a cooldown that starts at the last accepted hit).
+/// One rate limit: at most `limit` hits within any `window_seconds` (a sliding window, so a
+/// limit of 1 is a cooldown counted from the last accepted hit).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateCounter {
     pub key: String,
@@ -246,25 +246,25 @@ pub struct RateCounter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateHit {
     pub key: String,
-    pub window_start: Timestamp,
+    pub at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RateDecision {
-    Counted(RateHit),
-    /// Over the limit; the window reopens at this time.
-    Limited {
-        retry_at: Timestamp,
-    },
+    /// One hit counted on every counter.
+    Counted(Vec<RateHit>),
+    /// Nothing counted: a counter is full until `retry_at` (the latest such time).
+    Limited { retry_at: Timestamp },
 }
 
 #[async_trait]
 pub trait RateLimitStore: Send + Sync {
-    /// Atomically counts one hit at `now` unless the counter's live window is full. A window
-    /// older than `window_seconds` is replaced by a new one opening at `now`.
-    async fn hit(&self, counter: &RateCounter, now: Timestamp) -> Result<RateDecision, StoreError>;
-    /// Takes back a counted hit, if its window is still the current one.
-    async fn give_back(&self, hit: &RateHit) -> Result<(), StoreError>;
+    /// Atomically, on all counters or none: counts one hit at `now` on each, unless one of them
+    /// already holds `limit` hits younger than `window_seconds`.
+    async fn hit(&self, counters: &[RateCounter], now: Timestamp)
+    -> Result<RateDecision, StoreError>;
+    /// Takes back counted hits (the send they paid for was refused or not delivered).
+    async fn give_back(&self, hits: &[RateHit]) -> Result<(), StoreError>;
 }
 
 /// The code travels with the message only so that the development outbox can show it;

@@ -62,7 +62,11 @@ fn template() -> Yaml {
     let text = read(&path);
     let mut docs = YamlLoader::load_from_str(&text)
         .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()));
-    assert_eq!(docs.len(), 1, "template.yaml must hold exactly one document");
+    assert_eq!(
+        docs.len(),
+        1,
+        "template.yaml must hold exactly one document"
+    );
     docs.remove(0)
 }
 
@@ -93,7 +97,14 @@ fn resources(doc: &Yaml) -> Vec<(String, &Yaml)> {
         .expect("template.yaml has no Resources mapping");
     resources
         .iter()
-        .map(|(k, v)| (k.as_str().expect("resource logical IDs are strings").to_owned(), v))
+        .map(|(k, v)| {
+            (
+                k.as_str()
+                    .expect("resource logical IDs are strings")
+                    .to_owned(),
+                v,
+            )
+        })
         .collect()
 }
 
@@ -178,7 +189,10 @@ fn template_has_one_function_per_route_with_its_method_and_path() {
                 continue;
             }
         };
-        let who = format!("route `{key}` ({}, resource {})", route.function, f.logical_id);
+        let who = format!(
+            "route `{key}` ({}, resource {})",
+            route.function, f.logical_id
+        );
 
         let expected_id = logical_id(route.function);
         if f.logical_id != expected_id {
@@ -380,7 +394,11 @@ fn no_function_binary_outside_the_route_table() {
         if !known.contains(name.as_str()) {
             problems.push(format!(
                 "binary `{name}` ({}) is not the function of any entry of ROUTES",
-                paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         if paths.len() > 1 {
@@ -404,7 +422,9 @@ fn every_route_has_an_http_api_v2_event() {
     for route in ROUTES {
         let key = route_key(route);
         let who = format!("route `{key}` ({})", route.function);
-        let path = root().join("events").join(format!("{}.json", route.function));
+        let path = root()
+            .join("events")
+            .join(format!("{}.json", route.function));
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) => {
@@ -440,7 +460,10 @@ fn every_route_has_an_http_api_v2_event() {
         match raw_path.map(|p| (p, find_route(route.method, p))) {
             None => problems.push(format!("{who}: events/{file} has no rawPath")),
             Some((p, RouteMatch::Found(found, params))) if found.id == route.id => {
-                if event.pointer("/requestContext/http/path").and_then(|v| v.as_str()) != Some(p)
+                if event
+                    .pointer("/requestContext/http/path")
+                    .and_then(|v| v.as_str())
+                    != Some(p)
                 {
                     problems.push(format!(
                         "{who}: events/{file} requestContext.http.path differs from rawPath {p:?}"

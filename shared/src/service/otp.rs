@@ -118,27 +118,76 @@ async fn email_template(
     }
 }
 
-/// Finds or creates the user that the code goes to.
-async fn resolve_user(
-    deps: &Deps,
-    app: &App,
-    request: &SendRequest,
-) -> Result<(User, MethodId, bool), Error> {
+/// Who the code goes to, as far as reading tells: nothing is written yet.
+enum Recipient {
+    Existing(User, MethodId),
+    /// No user has the identifier: `login_or_create` creates one.
+    NewUser { pending: bool },
+    /// `send` with a target user that does not have the identifier yet.
+    AddTo(User),
+}
+
+impl Recipient {
+    /// The existing user whose lock applies to this send.
+    fn known_user(&self) -> Option<&User> {
+        match self {
+            Recipient::Existing(user, _) | Recipient::AddTo(user) => Some(user),
+            Recipient::NewUser { .. } => None,
+        }
+    }
+}
+
+async fn find_recipient(deps: &Deps, app: &App, request: &SendRequest) -> Result<Recipient, Error> {
     let identifier = &request.identifier;
+    let owner = deps.users.find_by_identifier(&app.id, identifier).await?;
     match &request.mode {
         SendMode::LoginOrCreate {
             create_user_as_pending,
+        } => Ok(match owner {
+            Some((user, method_id)) => Recipient::Existing(user, method_id),
+            None => Recipient::NewUser {
+                pending: *create_user_as_pending,
+            },
+        }),
+        SendMode::Send { target: None } => match owner {
+            Some((user, method_id)) => Ok(Recipient::Existing(user, method_id)),
+            None => Err(match identifier {
+                Identifier::Phone(_) => Error::PhoneNumberNotFound,
+                Identifier::Email(_) => Error::EmailNotFound,
+            }),
+        },
+        SendMode::Send {
+            target: Some(target),
         } => {
-            if let Some((user, method_id)) =
-                deps.users.find_by_identifier(&app.id, identifier).await?
-            {
-                return Ok((user, method_id, false));
+            let target_user = target_user(deps, app, target).await?;
+            match owner {
+                Some((user, method_id)) if user.id == target_user.id => {
+                    Ok(Recipient::Existing(user, method_id))
+                }
+                Some(_) => Err(duplicate(identifier)),
+                None => Ok(Recipient::AddTo(target_user)),
             }
-            let method_id = new_method_id(deps, identifier);
+        }
+    }
+}
+
+/// Writes what the recipient needs (a new user, or the identifier on the target user); a
+/// concurrent request that wrote it first is used instead. Returns the user, the method and
+/// whether the user was created.
+async fn materialize(
+    deps: &Deps,
+    app: &App,
+    identifier: &Identifier,
+    recipient: Recipient,
+) -> Result<(User, MethodId, bool), Error> {
+    let method_id = new_method_id(deps, identifier);
+    let written = match recipient {
+        Recipient::Existing(user, method_id) => return Ok((user, method_id, false)),
+        Recipient::NewUser { pending } => {
             let mut user = User {
                 id: UserId::generate(deps.random.as_ref()),
                 app_id: app.id.clone(),
-                status: if *create_user_as_pending {
+                status: if pending {
                     UserStatus::Pending
                 } else {
                     UserStatus::Active
@@ -153,54 +202,35 @@ async fn resolve_user(
             match deps.users.create_user(&user).await {
                 Ok(()) => {
                     tracing::info!(app_id = %app.id, user_id = %user.id, "user created");
-                    Ok((user, method_id, true))
+                    return Ok((user, method_id, true));
                 }
-                // A concurrent request created the user first: use that one.
-                Err(WriteError::Conflict(_)) => deps
-                    .users
-                    .find_by_identifier(&app.id, identifier)
-                    .await?
-                    .map(|(user, method_id)| (user, method_id, false))
-                    .ok_or_else(|| Error::ServiceUnavailable),
-                Err(WriteError::Store(e)) => Err(e.into()),
+                Err(e) => (e, None),
             }
         }
-        SendMode::Send { target } => {
-            let owner = deps.users.find_by_identifier(&app.id, identifier).await?;
-            let Some(target) = target else {
-                return owner.map(|(u, m)| (u, m, false)).ok_or(match identifier {
-                    Identifier::Phone(_) => Error::PhoneNumberNotFound,
-                    Identifier::Email(_) => Error::EmailNotFound,
-                });
-            };
-            let target_user = target_user(deps, app, target).await?;
-            match owner {
-                Some((user, method_id)) if user.id == target_user.id => {
+        Recipient::AddTo(target) => {
+            match deps
+                .users
+                .add_method(&app.id, &target.id, &method_id, identifier)
+                .await
+            {
+                Ok(user) => return Ok((user, method_id, false)),
+                Err(e) => (e, Some(target.id)),
+            }
+        }
+    };
+    match written {
+        // Someone else wrote the identifier first: it is theirs now, or the target's.
+        (WriteError::Conflict(_), target) => {
+            match deps.users.find_by_identifier(&app.id, identifier).await? {
+                Some((user, method_id)) if target.as_ref().is_none_or(|t| *t == user.id) => {
                     Ok((user, method_id, false))
                 }
                 Some(_) => Err(duplicate(identifier)),
-                None => {
-                    let method_id = new_method_id(deps, identifier);
-                    match deps
-                        .users
-                        .add_method(&app.id, &target_user.id, &method_id, identifier)
-                        .await
-                    {
-                        Ok(user) => Ok((user, method_id, false)),
-                        Err(WriteError::Conflict(_)) => {
-                            match deps.users.find_by_identifier(&app.id, identifier).await? {
-                                Some((user, method_id)) if user.id == target_user.id => {
-                                    Ok((user, method_id, false))
-                                }
-                                Some(_) => Err(duplicate(identifier)),
-                                None => Err(Error::UserNotFound),
-                            }
-                        }
-                        Err(WriteError::Store(e)) => Err(e.into()),
-                    }
-                }
+                None if target.is_some() => Err(Error::UserNotFound),
+                None => Err(Error::ServiceUnavailable),
             }
         }
+        (WriteError::Store(e), _) => Err(e.into()),
     }
 }
 
@@ -226,8 +256,8 @@ async fn target_user(deps: &Deps, app: &App, target: &SendTarget) -> Result<User
         .ok_or(Error::UserNotFound)
 }
 
-/// Counts one send against the identifier's cooldown and window and the end user's IP window.
-/// All or nothing: when one counter is full, the hits already counted are given back.
+/// Counts one send against the identifier's cooldown and window and the end user's IP window,
+/// all or nothing.
 async fn count_send(
     deps: &Deps,
     app: &App,
@@ -256,30 +286,19 @@ async fn count_send(
             window_seconds: limits.window_seconds,
         });
     }
-    let mut hits = Vec::with_capacity(counters.len());
-    for counter in &counters {
-        match deps.rate_limits.hit(counter, now).await {
-            Ok(RateDecision::Counted(hit)) => hits.push(hit),
-            Ok(RateDecision::Limited { retry_at }) => {
-                give_back(deps, &hits).await;
-                return Err(Error::TooManyRequests {
-                    retry_after_seconds: retry_after(now, retry_at),
-                });
-            }
-            Err(e) => {
-                give_back(deps, &hits).await;
-                return Err(e.into());
-            }
-        }
+    match deps.rate_limits.hit(&counters, now).await? {
+        RateDecision::Counted(hits) => Ok(hits),
+        RateDecision::Limited { retry_at } => Err(Error::TooManyRequests {
+            retry_after_seconds: retry_after(now, retry_at),
+        }),
     }
-    Ok(hits)
 }
 
 async fn give_back(deps: &Deps, hits: &[RateHit]) {
-    for hit in hits {
-        if let Err(e) = deps.rate_limits.give_back(hit).await {
-            tracing::warn!(error = %e, "could not give back a rate-limit hit");
-        }
+    if !hits.is_empty()
+        && let Err(e) = deps.rate_limits.give_back(hits).await
+    {
+        tracing::warn!(error = %e, "could not give back rate-limit hits");
     }
 }
 
@@ -320,30 +339,18 @@ pub async fn send_code(deps: &Deps, app: &App, request: SendRequest) -> Result<S
     )
     .await?;
 
-    let (user, method_id, user_created) = resolve_user(deps, app, &request).await?;
-    if let Some(lock) = user.active_lock(now) {
+    let recipient = find_recipient(deps, app, &request).await?;
+    if let Some(lock) = recipient.known_user().and_then(|u| u.active_lock(now)) {
         return Err(Error::UserLockLimitReached {
             retry_after_seconds: retry_after(now, lock.expires_at),
         });
     }
-
-    let template = match (user_created, signup_template, login_template) {
-        (true, Some(t), _) | (false, _, Some(t)) => Some(t),
-        _ => match &config.template_id {
-            Some(id) => deps.configs.get_template(&app.id, id).await?,
-            None => None,
-        },
-    };
-    let expiration_minutes = request
-        .expiration_minutes
-        .and_then(|m| u32::try_from(m).ok())
-        .unwrap_or(config.expiration_minutes);
     let test = deps
         .configs
         .find_test_identifier(&app.id, &request.identifier)
         .await?
         .filter(|t| t.valid_until > now);
-
+    // Counted before anything is written, given back if the code is not handed to delivery.
     // Test identifiers are never delivered, so they use up no send limit.
     let hits = match test {
         Some(_) => Vec::new(),
@@ -358,6 +365,61 @@ pub async fn send_code(deps: &Deps, app: &App, request: SendRequest) -> Result<S
             .await?
         }
     };
+    let prepared = Prepared {
+        recipient,
+        channel,
+        config,
+        login_template,
+        signup_template,
+        test,
+        now,
+    };
+    let outcome = write_and_deliver(deps, app, &request, prepared).await;
+    if outcome.is_err() {
+        give_back(deps, &hits).await;
+    }
+    outcome
+}
+
+/// What `send_code` has checked before counting the send.
+struct Prepared {
+    recipient: Recipient,
+    channel: Channel,
+    config: LoginConfig,
+    login_template: Option<Template>,
+    signup_template: Option<Template>,
+    test: Option<TestIdentifier>,
+    now: crate::clock::Timestamp,
+}
+
+async fn write_and_deliver(
+    deps: &Deps,
+    app: &App,
+    request: &SendRequest,
+    prepared: Prepared,
+) -> Result<SendOutcome, Error> {
+    let Prepared {
+        recipient,
+        channel,
+        config,
+        login_template,
+        signup_template,
+        test,
+        now,
+    } = prepared;
+    let (user, method_id, user_created) =
+        materialize(deps, app, &request.identifier, recipient).await?;
+    let template = match (user_created, signup_template, login_template) {
+        (true, Some(t), _) | (false, _, Some(t)) => Some(t),
+        _ => match &config.template_id {
+            Some(id) => deps.configs.get_template(&app.id, id).await?,
+            None => None,
+        },
+    };
+    let expiration_minutes = request
+        .expiration_minutes
+        .and_then(|m| u32::try_from(m).ok())
+        .unwrap_or(config.expiration_minutes);
 
     let challenge_id = ChallengeId::generate(deps.random.as_ref());
     let (code, code_hash, hash_context) = match &test {
@@ -389,10 +451,7 @@ pub async fn send_code(deps: &Deps, app: &App, request: SendRequest) -> Result<S
         consumed: false,
         test_identifier: test.as_ref().map(|t| t.id.clone()),
     };
-    if let Err(e) = deps.challenges.put_challenge(&challenge).await {
-        give_back(deps, &hits).await;
-        return Err(e.into());
-    }
+    deps.challenges.put_challenge(&challenge).await?;
 
     let message = render(
         channel,
@@ -422,8 +481,6 @@ pub async fn send_code(deps: &Deps, app: &App, request: SendRequest) -> Result<S
         {
             tracing::error!(app_id = %app.id, method_id = %method_id, error = %cleanup, "could not remove undelivered code");
         }
-        // Only codes handed to delivery count against the limits.
-        give_back(deps, &hits).await;
         return Err(error);
     }
     tracing::info!(
