@@ -21,14 +21,31 @@ struct Attributes {
     user_agent: Option<String>,
 }
 
-impl From<Option<Attributes>> for SessionAttributes {
-    fn from(attributes: Option<Attributes>) -> Self {
-        let a = attributes.unwrap_or_default();
-        SessionAttributes {
-            ip_address: a.ip_address.unwrap_or_default(),
-            user_agent: a.user_agent.unwrap_or_default(),
-        }
+const MAX_USER_AGENT_CHARS: usize = 1024;
+
+/// Checks the end user's attributes: an IP address must be one (it keys a rate limit), and a
+/// user agent is kept to a sane length. Absent values are empty strings.
+fn session_attributes(attributes: Option<Attributes>) -> Result<SessionAttributes, Error> {
+    let a = attributes.unwrap_or_default();
+    let ip_address = match a.ip_address.as_deref().map(str::trim) {
+        None | Some("") => String::new(),
+        Some(text) => text
+            .parse::<std::net::IpAddr>()
+            .map_err(|_| {
+                Error::BadRequest("attributes.ip_address must be an IPv4 or IPv6 address".into())
+            })?
+            .to_string(),
+    };
+    let user_agent = a.user_agent.unwrap_or_default();
+    if user_agent.chars().count() > MAX_USER_AGENT_CHARS {
+        return Err(Error::BadRequest(format!(
+            "attributes.user_agent must be at most {MAX_USER_AGENT_CHARS} characters"
+        )));
     }
+    Ok(SessionAttributes {
+        ip_address,
+        user_agent,
+    })
 }
 
 /// The body of all four send endpoints; which fields apply depends on the endpoint.
@@ -91,6 +108,7 @@ async fn send(
 ) -> Result<Reply, Error> {
     let app = caller.app()?;
     let body: SendBody = parse_json(request)?;
+    let attributes = session_attributes(body.attributes)?;
     let identifier = if sms {
         let raw = required(body.phone_number, "phone_number")?;
         Identifier::Phone(PhoneNumber::parse(&raw).ok_or(Error::InvalidPhoneNumber)?)
@@ -127,7 +145,7 @@ async fn send(
             login_config_id: body.login_config_id,
             login_template_id,
             signup_template_id,
-            ip_address: body.attributes.and_then(|a| a.ip_address),
+            ip_address: Some(attributes.ip_address).filter(|ip| !ip.is_empty()),
         },
     )
     .await?;
@@ -156,7 +174,7 @@ async fn authenticate_otp(
             session_token: body.session_token,
             session_jwt: body.session_jwt,
             session_custom_claims: body.session_custom_claims,
-            attributes: body.attributes.into(),
+            attributes: session_attributes(body.attributes)?,
         },
     )
     .await?;

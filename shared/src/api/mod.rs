@@ -82,8 +82,8 @@ pub(crate) fn parse_json<T: DeserializeOwned>(request: &ApiRequest) -> Result<T,
     } else {
         &request.body
     };
-    serde_json::from_slice(body).map_err(|e| {
-        // serde's message names the field; the position is noise for API callers.
+    // serde's message names the field; the position is noise for API callers.
+    let bad = |e: serde_json::Error| {
         let message = e.to_string();
         let message = message
             .split(" at line ")
@@ -91,7 +91,11 @@ pub(crate) fn parse_json<T: DeserializeOwned>(request: &ApiRequest) -> Result<T,
             .unwrap_or(&message)
             .to_owned();
         Error::BadRequest(format!("invalid request body: {message}"))
-    })
+    };
+    // The whole document is parsed first, so that malformed JSON in a field the endpoint
+    // ignores is refused too.
+    let document: Value = serde_json::from_slice(body).map_err(bad)?;
+    serde_json::from_value(document).map_err(bad)
 }
 
 fn is_json_content_type(headers: &HeaderMap) -> bool {

@@ -122,7 +122,9 @@ async fn email_template(
 enum Recipient {
     Existing(User, MethodId),
     /// No user has the identifier: `login_or_create` creates one.
-    NewUser { pending: bool },
+    NewUser {
+        pending: bool,
+    },
     /// `send` with a target user that does not have the identifier yet.
     AddTo(User),
 }
@@ -600,6 +602,13 @@ pub async fn authenticate(
         .await?;
         if session.user_id != user.id {
             return Err(Error::SessionUserMismatch);
+        }
+        // The claims the extended session would carry must be valid before the code is spent.
+        if let Some(patch) = &request.session_custom_claims {
+            sessions::validate_custom_claims(&sessions::merged_claims(
+                &session.custom_claims,
+                patch,
+            ))?;
         }
         Some((session, token))
     } else {

@@ -53,6 +53,16 @@ pub fn validate_custom_claims(claims: &Map<String, Value>) -> Result<(), Error> 
     Ok(())
 }
 
+/// The claims after an update, without changing the original.
+pub fn merged_claims(
+    claims: &Map<String, Value>,
+    patch: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut merged = claims.clone();
+    merge_claims(&mut merged, patch);
+    merged
+}
+
 /// Applies a claims update: a key set to `null` is removed, any other value replaces.
 fn merge_claims(into: &mut Map<String, Value>, patch: &Map<String, Value>) {
     for (key, value) in patch {
