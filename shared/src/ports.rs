@@ -261,8 +261,11 @@ pub enum RateDecision {
 pub trait RateLimitStore: Send + Sync {
     /// Atomically, on all counters or none: counts one hit at `now` on each, unless one of them
     /// already holds `limit` hits younger than `window_seconds`.
-    async fn hit(&self, counters: &[RateCounter], now: Timestamp)
-    -> Result<RateDecision, StoreError>;
+    async fn hit(
+        &self,
+        counters: &[RateCounter],
+        now: Timestamp,
+    ) -> Result<RateDecision, StoreError>;
     /// Takes back counted hits (the send they paid for was refused or not delivered).
     async fn give_back(&self, hits: &[RateHit]) -> Result<(), StoreError>;
 }
