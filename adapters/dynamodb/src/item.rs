@@ -1,0 +1,1093 @@
+//! Hand-written conversions between the domain records and DynamoDB items. Numbers are stored
+//! as `N` (timestamps in epoch seconds), hashes as `B`, optional fields are left out when `None`.
+//! A malformed item is a `StoreError::Other` that names the attribute, never its value.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use shared::clock::Timestamp;
+use shared::crypto::Hash32;
+use shared::identifiers::Identifier;
+use shared::ids::{
+    AppId, ChallengeId, ConfigId, EmailId, MethodId, PhoneId, SecretId, SessionId, TemplateId,
+    TestIdentifierId, UserId,
+};
+use shared::model::{
+    App, AppSecret, AuthenticationFactor, Challenge, Channel, EmailMethod, Lock, LoginConfig,
+    PhoneMethod, Session, SessionAttributes, Template, TestIdentifier, User, UserStatus,
+};
+use shared::ports::StoreError;
+
+use crate::keys;
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// How long a code's record outlives its expiry before TTL may delete it, so that an expired
+/// or used code is still told apart from a missing one (401 vs 404) for a day.
+pub(crate) const CHALLENGE_TTL_GRACE_SECONDS: i64 = 86_400;
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub(crate) fn boolean(value: bool) -> AttributeValue {
+    AttributeValue::Bool(value)
+}
+
+pub(crate) fn blob(bytes: &[u8]) -> AttributeValue {
+    AttributeValue::B(Blob::new(bytes))
+}
+
+pub(crate) fn strings(values: &[String]) -> AttributeValue {
+    AttributeValue::L(values.iter().map(|v| s(v.as_str())).collect())
+}
+
+pub(crate) fn malformed(kind: &str, attribute: &str) -> StoreError {
+    StoreError::Other(format!("malformed {kind} item: attribute {attribute}"))
+}
+
+/// Typed reads of one item's attributes.
+pub(crate) struct Fields<'a> {
+    item: &'a Item,
+    kind: &'static str,
+}
+
+impl<'a> Fields<'a> {
+    pub(crate) fn new(item: &'a Item, kind: &'static str) -> Self {
+        Fields { item, kind }
+    }
+
+    fn bad(&self, attribute: &str) -> StoreError {
+        malformed(self.kind, attribute)
+    }
+
+    /// `None` when absent or `NULL`.
+    fn value(&self, attribute: &str) -> Option<&'a AttributeValue> {
+        match self.item.get(attribute) {
+            None | Some(AttributeValue::Null(_)) => None,
+            Some(value) => Some(value),
+        }
+    }
+
+    pub(crate) fn opt_s(&self, attribute: &str) -> Result<Option<&'a str>, StoreError> {
+        match self.value(attribute) {
+            None => Ok(None),
+            Some(AttributeValue::S(text)) => Ok(Some(text.as_str())),
+            Some(_) => Err(self.bad(attribute)),
+        }
+    }
+
+    pub(crate) fn s(&self, attribute: &str) -> Result<&'a str, StoreError> {
+        self.opt_s(attribute)?.ok_or_else(|| self.bad(attribute))
+    }
+
+    pub(crate) fn opt_i64(&self, attribute: &str) -> Result<Option<i64>, StoreError> {
+        match self.value(attribute) {
+            None => Ok(None),
+            Some(AttributeValue::N(text)) => {
+                text.parse().map(Some).map_err(|_| self.bad(attribute))
+            }
+            Some(_) => Err(self.bad(attribute)),
+        }
+    }
+
+    pub(crate) fn i64(&self, attribute: &str) -> Result<i64, StoreError> {
+        self.opt_i64(attribute)?.ok_or_else(|| self.bad(attribute))
+    }
+
+    pub(crate) fn u32(&self, attribute: &str) -> Result<u32, StoreError> {
+        u32::try_from(self.i64(attribute)?).map_err(|_| self.bad(attribute))
+    }
+
+    pub(crate) fn timestamp(&self, attribute: &str) -> Result<Timestamp, StoreError> {
+        self.i64(attribute).map(Timestamp)
+    }
+
+    pub(crate) fn opt_timestamp(&self, attribute: &str) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.opt_i64(attribute)?.map(Timestamp))
+    }
+
+    pub(crate) fn bool(&self, attribute: &str) -> Result<bool, StoreError> {
+        match self.value(attribute) {
+            Some(AttributeValue::Bool(value)) => Ok(*value),
+            _ => Err(self.bad(attribute)),
+        }
+    }
+
+    pub(crate) fn hash(&self, attribute: &str) -> Result<Hash32, StoreError> {
+        match self.value(attribute) {
+            Some(AttributeValue::B(bytes)) => {
+                Hash32::try_from(bytes.as_ref()).map_err(|_| self.bad(attribute))
+            }
+            _ => Err(self.bad(attribute)),
+        }
+    }
+
+    pub(crate) fn list(&self, attribute: &str) -> Result<&'a [AttributeValue], StoreError> {
+        match self.value(attribute) {
+            Some(AttributeValue::L(values)) => Ok(values.as_slice()),
+            _ => Err(self.bad(attribute)),
+        }
+    }
+
+    pub(crate) fn strings(&self, attribute: &str) -> Result<Vec<String>, StoreError> {
+        self.list(attribute)?
+            .iter()
+            .map(|value| match value {
+                AttributeValue::S(text) => Ok(text.clone()),
+                _ => Err(self.bad(attribute)),
+            })
+            .collect()
+    }
+
+    pub(crate) fn map(&self, attribute: &str) -> Result<&'a Item, StoreError> {
+        match self.value(attribute) {
+            Some(AttributeValue::M(map)) => Ok(map),
+            _ => Err(self.bad(attribute)),
+        }
+    }
+
+    /// A string attribute parsed by `parse` (an id, an identifier, a channel).
+    pub(crate) fn parsed<T>(
+        &self,
+        attribute: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, StoreError> {
+        parse(self.s(attribute)?).ok_or_else(|| self.bad(attribute))
+    }
+
+    pub(crate) fn opt_parsed<T>(
+        &self,
+        attribute: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, StoreError> {
+        match self.opt_s(attribute)? {
+            None => Ok(None),
+            Some(text) => parse(text).map(Some).ok_or_else(|| self.bad(attribute)),
+        }
+    }
+}
+
+fn insert_opt(item: &mut Item, attribute: &str, value: Option<AttributeValue>) {
+    if let Some(value) = value {
+        item.insert(attribute.to_owned(), value);
+    }
+}
+
+fn with_key(pk: String, sk: &str, attributes: Vec<(&str, AttributeValue)>) -> Item {
+    let mut item = keys::key(pk, sk);
+    for (name, value) in attributes {
+        item.insert(name.to_owned(), value);
+    }
+    item
+}
+
+pub(crate) fn parse_channel(text: &str) -> Option<Channel> {
+    match text {
+        "sms" => Some(Channel::Sms),
+        "email" => Some(Channel::Email),
+        _ => None,
+    }
+}
+
+fn parse_status(text: &str) -> Option<UserStatus> {
+    match text {
+        "active" => Some(UserStatus::Active),
+        "pending" => Some(UserStatus::Pending),
+        _ => None,
+    }
+}
+
+fn status_str(status: UserStatus) -> &'static str {
+    match status {
+        UserStatus::Active => "active",
+        UserStatus::Pending => "pending",
+    }
+}
+
+// --- apps and secrets -------------------------------------------------------------------------
+
+pub(crate) fn app_item(app: &App) -> Item {
+    with_key(
+        keys::app(&app.id),
+        keys::APP_SK,
+        vec![
+            ("id", s(app.id.as_str())),
+            ("name", s(app.name.as_str())),
+            ("created_at", n(app.created_at.0)),
+        ],
+    )
+}
+
+pub(crate) fn app_from(item: &Item) -> Result<App, StoreError> {
+    let f = Fields::new(item, "app");
+    Ok(App {
+        id: f.parsed("id", AppId::parse)?,
+        name: f.s("name")?.to_owned(),
+        created_at: f.timestamp("created_at")?,
+    })
+}
+
+pub(crate) fn secret_item(secret: &AppSecret) -> Item {
+    let mut item = with_key(
+        keys::app(&secret.app_id),
+        &keys::secret_sk(&secret.id),
+        vec![
+            ("id", s(secret.id.as_str())),
+            ("app_id", s(secret.app_id.as_str())),
+            ("hash", blob(&secret.hash)),
+            ("created_at", n(secret.created_at.0)),
+        ],
+    );
+    insert_opt(
+        &mut item,
+        "last_used_at",
+        secret.last_used_at.map(|t| n(t.0)),
+    );
+    item
+}
+
+pub(crate) fn secret_from(item: &Item) -> Result<AppSecret, StoreError> {
+    let f = Fields::new(item, "secret");
+    Ok(AppSecret {
+        id: f.parsed("id", SecretId::parse)?,
+        app_id: f.parsed("app_id", AppId::parse)?,
+        hash: f.hash("hash")?,
+        created_at: f.timestamp("created_at")?,
+        last_used_at: f.opt_timestamp("last_used_at")?,
+    })
+}
+
+// --- login configs and templates --------------------------------------------------------------
+
+/// A login config as stored, with the revision that guards its optimistic updates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredConfig {
+    pub(crate) config: LoginConfig,
+    pub(crate) rev: i64,
+}
+
+pub(crate) fn config_item(config: &LoginConfig, rev: i64) -> Item {
+    let mut item = with_key(
+        keys::app(&config.app_id),
+        &keys::config_sk(&config.id),
+        vec![
+            ("id", s(config.id.as_str())),
+            ("app_id", s(config.app_id.as_str())),
+            ("channel", s(config.channel.as_str())),
+            ("is_default", boolean(config.is_default)),
+            (
+                "grant_change_password",
+                boolean(config.grant_change_password),
+            ),
+            ("code_length", n(config.code_length)),
+            ("expiration_minutes", n(config.expiration_minutes)),
+            ("created_at", n(config.created_at.0)),
+            ("updated_at", n(config.updated_at.0)),
+            ("rev", n(rev)),
+        ],
+    );
+    insert_opt(
+        &mut item,
+        "template_id",
+        config.template_id.as_ref().map(|t| s(t.as_str())),
+    );
+    insert_opt(
+        &mut item,
+        "sender_id",
+        config.sender_id.as_ref().map(|t| s(t.as_str())),
+    );
+    item
+}
+
+pub(crate) fn config_from(item: &Item) -> Result<StoredConfig, StoreError> {
+    let f = Fields::new(item, "login config");
+    Ok(StoredConfig {
+        config: LoginConfig {
+            id: f.parsed("id", ConfigId::parse)?,
+            app_id: f.parsed("app_id", AppId::parse)?,
+            channel: f.parsed("channel", parse_channel)?,
+            is_default: f.bool("is_default")?,
+            template_id: f.opt_parsed("template_id", TemplateId::parse)?,
+            sender_id: f.opt_s("sender_id")?.map(str::to_owned),
+            grant_change_password: f.bool("grant_change_password")?,
+            code_length: f.u32("code_length")?,
+            expiration_minutes: f.u32("expiration_minutes")?,
+            created_at: f.timestamp("created_at")?,
+            updated_at: f.timestamp("updated_at")?,
+        },
+        rev: f.i64("rev")?,
+    })
+}
+
+pub(crate) fn default_pointer_item(app_id: &AppId, channel: Channel, config_id: &ConfigId) -> Item {
+    with_key(
+        keys::app(app_id),
+        &keys::default_sk(channel),
+        vec![("config_id", s(config_id.as_str()))],
+    )
+}
+
+pub(crate) fn default_pointer_from(item: &Item) -> Result<ConfigId, StoreError> {
+    Fields::new(item, "default pointer").parsed("config_id", ConfigId::parse)
+}
+
+/// A template's attributes for `SET` (everything but the keys and the usage counter, which a
+/// replace must keep) and the optional ones to `REMOVE` when `None`.
+pub(crate) fn template_attributes(
+    template: &Template,
+) -> (Vec<(&'static str, AttributeValue)>, Vec<&'static str>) {
+    let mut set = vec![
+        ("id", s(template.id.as_str())),
+        ("app_id", s(template.app_id.as_str())),
+        ("channel", s(template.channel.as_str())),
+        ("locale", s(template.locale.as_str())),
+        ("text", s(template.text.as_str())),
+        ("created_at", n(template.created_at.0)),
+        ("updated_at", n(template.updated_at.0)),
+    ];
+    let mut remove = Vec::new();
+    for (name, value) in [("subject", &template.subject), ("html", &template.html)] {
+        match value {
+            Some(value) => set.push((name, s(value.as_str()))),
+            None => remove.push(name),
+        }
+    }
+    (set, remove)
+}
+
+pub(crate) fn template_from(item: &Item) -> Result<Template, StoreError> {
+    let f = Fields::new(item, "template");
+    Ok(Template {
+        id: f.parsed("id", TemplateId::parse)?,
+        app_id: f.parsed("app_id", AppId::parse)?,
+        channel: f.parsed("channel", parse_channel)?,
+        locale: f.s("locale")?.to_owned(),
+        subject: f.opt_s("subject")?.map(str::to_owned),
+        text: f.s("text")?.to_owned(),
+        html: f.opt_s("html")?.map(str::to_owned),
+        created_at: f.timestamp("created_at")?,
+        updated_at: f.timestamp("updated_at")?,
+    })
+}
+
+// --- test identifiers and SMS countries ----------------------------------------------------------
+
+pub(crate) fn test_identifier_item(test: &TestIdentifier) -> Item {
+    with_key(
+        keys::app(&test.app_id),
+        &keys::test_ident_sk(&test.identifier),
+        vec![
+            ("id", s(test.id.as_str())),
+            ("app_id", s(test.app_id.as_str())),
+            ("identifier", s(keys::identifier_key(&test.identifier))),
+            ("code_hash", blob(&test.code_hash)),
+            ("valid_until", n(test.valid_until.0)),
+            ("created_at", n(test.created_at.0)),
+        ],
+    )
+}
+
+pub(crate) fn test_identifier_from(item: &Item) -> Result<TestIdentifier, StoreError> {
+    let f = Fields::new(item, "test identifier");
+    Ok(TestIdentifier {
+        id: f.parsed("id", TestIdentifierId::parse)?,
+        app_id: f.parsed("app_id", AppId::parse)?,
+        identifier: f.parsed("identifier", keys::parse_identifier_key)?,
+        code_hash: f.hash("code_hash")?,
+        valid_until: f.timestamp("valid_until")?,
+        created_at: f.timestamp("created_at")?,
+    })
+}
+
+pub(crate) fn test_id_pointer_item(test: &TestIdentifier) -> Item {
+    with_key(
+        keys::app(&test.app_id),
+        &keys::test_id_sk(&test.id),
+        vec![("ident_sk", s(keys::test_ident_sk(&test.identifier)))],
+    )
+}
+
+pub(crate) fn test_id_pointer_from(item: &Item) -> Result<String, StoreError> {
+    Ok(Fields::new(item, "test identifier pointer")
+        .s("ident_sk")?
+        .to_owned())
+}
+
+pub(crate) fn sms_countries_item(app_id: &AppId, calling_codes: &[String]) -> Item {
+    with_key(
+        keys::app(app_id),
+        keys::SMS_COUNTRIES_SK,
+        vec![("calling_codes", strings(calling_codes))],
+    )
+}
+
+pub(crate) fn sms_countries_from(item: &Item) -> Result<Vec<String>, StoreError> {
+    Fields::new(item, "sms countries").strings("calling_codes")
+}
+
+// --- users ------------------------------------------------------------------------------------------
+
+/// A user as stored, with the revision of its method lists (guards `delete_user`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredUser {
+    pub(crate) user: User,
+    pub(crate) methods_rev: i64,
+}
+
+/// One entry of the user's `phones` or `emails` list (verification lives in the `verified` map,
+/// so that `record_success` is one `SET verified.#method = true`).
+pub(crate) fn method_entry(method_id: &MethodId, identifier: &Identifier) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("id".to_owned(), s(method_id.as_str())),
+        ("value".to_owned(), s(identifier.as_str())),
+    ]))
+}
+
+pub(crate) fn user_item(user: &User) -> Item {
+    let phones = user
+        .phone_numbers
+        .iter()
+        .map(|p| {
+            method_entry(
+                &MethodId::Phone(p.id.clone()),
+                &Identifier::Phone(p.phone_number.clone()),
+            )
+        })
+        .collect();
+    let emails = user
+        .emails
+        .iter()
+        .map(|e| {
+            method_entry(
+                &MethodId::Email(e.id.clone()),
+                &Identifier::Email(e.email.clone()),
+            )
+        })
+        .collect();
+    let verified: Item = user
+        .phone_numbers
+        .iter()
+        .map(|p| (p.id.as_str().to_owned(), boolean(p.verified)))
+        .chain(
+            user.emails
+                .iter()
+                .map(|e| (e.id.as_str().to_owned(), boolean(e.verified))),
+        )
+        .collect();
+    let mut item = with_key(
+        keys::user(&user.app_id, &user.id),
+        keys::USER_SK,
+        vec![
+            ("id", s(user.id.as_str())),
+            ("app_id", s(user.app_id.as_str())),
+            ("status", s(status_str(user.status))),
+            ("created_at", n(user.created_at.0)),
+            ("phones", AttributeValue::L(phones)),
+            ("emails", AttributeValue::L(emails)),
+            ("verified", AttributeValue::M(verified)),
+            ("failed_attempts", n(user.failed_attempts)),
+            ("methods_rev", n(0)),
+        ],
+    );
+    if let Some(lock) = user.lock {
+        item.insert("lock_created_at".to_owned(), n(lock.created_at.0));
+        item.insert("lock_expires_at".to_owned(), n(lock.expires_at.0));
+    }
+    item
+}
+
+pub(crate) fn user_from(item: &Item) -> Result<StoredUser, StoreError> {
+    let f = Fields::new(item, "user");
+    let verified = f.map("verified")?;
+    let is_verified = |id: &str| matches!(verified.get(id), Some(AttributeValue::Bool(true)));
+    let entries = |attribute: &'static str| -> Result<Vec<(String, String)>, StoreError> {
+        f.list(attribute)?
+            .iter()
+            .map(|entry| match entry {
+                AttributeValue::M(map) => {
+                    let e = Fields::new(map, "user");
+                    Ok((e.s("id")?.to_owned(), e.s("value")?.to_owned()))
+                }
+                _ => Err(malformed("user", attribute)),
+            })
+            .collect()
+    };
+    let phone_numbers = entries("phones")?
+        .into_iter()
+        .map(|(id, value)| {
+            Ok(PhoneMethod {
+                verified: is_verified(&id),
+                id: PhoneId::parse(&id).ok_or_else(|| malformed("user", "phones"))?,
+                phone_number: shared::identifiers::PhoneNumber::parse(&value)
+                    .ok_or_else(|| malformed("user", "phones"))?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let emails = entries("emails")?
+        .into_iter()
+        .map(|(id, value)| {
+            Ok(EmailMethod {
+                verified: is_verified(&id),
+                id: EmailId::parse(&id).ok_or_else(|| malformed("user", "emails"))?,
+                email: shared::identifiers::EmailAddress::parse(&value)
+                    .ok_or_else(|| malformed("user", "emails"))?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let lock = match (
+        f.opt_timestamp("lock_created_at")?,
+        f.opt_timestamp("lock_expires_at")?,
+    ) {
+        (Some(created_at), Some(expires_at)) => Some(Lock {
+            created_at,
+            expires_at,
+        }),
+        (None, None) => None,
+        _ => return Err(malformed("user", "lock_expires_at")),
+    };
+    Ok(StoredUser {
+        user: User {
+            id: f.parsed("id", UserId::parse)?,
+            app_id: f.parsed("app_id", AppId::parse)?,
+            status: f.parsed("status", parse_status)?,
+            created_at: f.timestamp("created_at")?,
+            phone_numbers,
+            emails,
+            failed_attempts: f.u32("failed_attempts")?,
+            lock,
+        },
+        methods_rev: f.i64("methods_rev")?,
+    })
+}
+
+/// The uniqueness item of an identifier: which user and method hold it.
+pub(crate) fn ident_item(
+    app_id: &AppId,
+    identifier: &Identifier,
+    user_id: &UserId,
+    method_id: &MethodId,
+) -> Item {
+    with_key(
+        keys::ident(app_id, identifier),
+        keys::IDENT_SK,
+        vec![
+            ("user_id", s(user_id.as_str())),
+            ("method_id", s(method_id.as_str())),
+        ],
+    )
+}
+
+pub(crate) fn ident_from(item: &Item) -> Result<(UserId, MethodId), StoreError> {
+    let f = Fields::new(item, "identifier");
+    Ok((
+        f.parsed("user_id", UserId::parse)?,
+        f.parsed("method_id", MethodId::parse)?,
+    ))
+}
+
+/// The owner item of a method id.
+pub(crate) fn method_item(app_id: &AppId, method_id: &MethodId, user_id: &UserId) -> Item {
+    with_key(
+        keys::method(app_id, method_id),
+        keys::METHOD_SK,
+        vec![("user_id", s(user_id.as_str()))],
+    )
+}
+
+pub(crate) fn method_owner_from(item: &Item) -> Result<UserId, StoreError> {
+    Fields::new(item, "method").parsed("user_id", UserId::parse)
+}
+
+// --- challenges --------------------------------------------------------------------------------
+
+pub(crate) fn challenge_item(challenge: &Challenge) -> Item {
+    let mut item = with_key(
+        keys::method(&challenge.app_id, &challenge.method_id),
+        keys::CHALLENGE_SK,
+        vec![
+            ("challenge_id", s(challenge.id.as_str())),
+            ("app_id", s(challenge.app_id.as_str())),
+            ("user_id", s(challenge.user_id.as_str())),
+            ("method_id", s(challenge.method_id.as_str())),
+            ("channel", s(challenge.channel.as_str())),
+            ("code_hash", blob(&challenge.code_hash)),
+            ("hash_context", s(challenge.hash_context.as_str())),
+            ("config_id", s(challenge.config_id.as_str())),
+            (
+                "grant_change_password",
+                boolean(challenge.grant_change_password),
+            ),
+            ("created_at", n(challenge.created_at.0)),
+            ("expires_at", n(challenge.expires_at.0)),
+            ("attempts", n(challenge.attempts)),
+            ("consumed", boolean(challenge.consumed)),
+            (
+                keys::TTL,
+                n(challenge
+                    .expires_at
+                    .plus_seconds(CHALLENGE_TTL_GRACE_SECONDS)
+                    .0),
+            ),
+        ],
+    );
+    insert_opt(
+        &mut item,
+        "test_identifier",
+        challenge.test_identifier.as_ref().map(|t| s(t.as_str())),
+    );
+    item
+}
+
+pub(crate) fn challenge_from(item: &Item) -> Result<Challenge, StoreError> {
+    let f = Fields::new(item, "challenge");
+    Ok(Challenge {
+        id: f.parsed("challenge_id", ChallengeId::parse)?,
+        app_id: f.parsed("app_id", AppId::parse)?,
+        user_id: f.parsed("user_id", UserId::parse)?,
+        method_id: f.parsed("method_id", MethodId::parse)?,
+        channel: f.parsed("channel", parse_channel)?,
+        code_hash: f.hash("code_hash")?,
+        hash_context: f.s("hash_context")?.to_owned(),
+        config_id: f.parsed("config_id", ConfigId::parse)?,
+        grant_change_password: f.bool("grant_change_password")?,
+        created_at: f.timestamp("created_at")?,
+        expires_at: f.timestamp("expires_at")?,
+        attempts: f.u32("attempts")?,
+        consumed: f.bool("consumed")?,
+        test_identifier: f.opt_parsed("test_identifier", TestIdentifierId::parse)?,
+    })
+}
+
+// --- sessions ----------------------------------------------------------------------------------
+
+fn session_attributes(
+    session: &Session,
+) -> Result<Vec<(&'static str, AttributeValue)>, StoreError> {
+    let claims = serde_json::to_string(&session.custom_claims)
+        .map_err(|_| StoreError::Other("session custom claims do not serialize".to_owned()))?;
+    let factors = session
+        .authentication_factors
+        .iter()
+        .map(|factor| {
+            AttributeValue::M(HashMap::from([
+                ("method_id".to_owned(), s(factor.method_id.as_str())),
+                (
+                    "identifier".to_owned(),
+                    s(keys::identifier_key(&factor.identifier)),
+                ),
+                (
+                    "last_authenticated_at".to_owned(),
+                    n(factor.last_authenticated_at.0),
+                ),
+            ]))
+        })
+        .collect();
+    Ok(vec![
+        ("session_id", s(session.id.as_str())),
+        ("app_id", s(session.app_id.as_str())),
+        ("user_id", s(session.user_id.as_str())),
+        ("token_hash", blob(&session.token_hash)),
+        ("started_at", n(session.started_at.0)),
+        ("last_accessed_at", n(session.last_accessed_at.0)),
+        ("expires_at", n(session.expires_at.0)),
+        ("ip_address", s(session.attributes.ip_address.as_str())),
+        ("user_agent", s(session.attributes.user_agent.as_str())),
+        ("custom_claims", s(claims)),
+        ("factors", AttributeValue::L(factors)),
+        ("granted_scopes", strings(&session.granted_scopes)),
+        (keys::TTL, n(session.expires_at.0)),
+    ])
+}
+
+/// The session item (found by id, listed per user through `gsi1`).
+pub(crate) fn session_item(session: &Session) -> Result<Item, StoreError> {
+    let mut attributes = session_attributes(session)?;
+    attributes.push((
+        keys::GSI1PK,
+        s(keys::user_sessions_gsi1pk(
+            &session.app_id,
+            &session.user_id,
+        )),
+    ));
+    attributes.push((
+        keys::GSI1SK,
+        s(keys::session_gsi1sk(session.started_at.0, &session.id)),
+    ));
+    Ok(with_key(
+        keys::session(&session.app_id, &session.id),
+        keys::SESSION_SK,
+        attributes,
+    ))
+}
+
+/// The token item: a copy of the session under its token hash, written in the same
+/// transactions, so that a token lookup is one `GetItem`.
+pub(crate) fn token_item(session: &Session) -> Result<Item, StoreError> {
+    Ok(with_key(
+        keys::token(&session.app_id, &session.token_hash),
+        keys::TOKEN_SK,
+        session_attributes(session)?,
+    ))
+}
+
+pub(crate) fn session_from(item: &Item) -> Result<Session, StoreError> {
+    let f = Fields::new(item, "session");
+    let custom_claims = serde_json::from_str(f.s("custom_claims")?)
+        .map_err(|_| malformed("session", "custom_claims"))?;
+    let authentication_factors = f
+        .list("factors")?
+        .iter()
+        .map(|factor| match factor {
+            AttributeValue::M(map) => {
+                let g = Fields::new(map, "session");
+                Ok(AuthenticationFactor {
+                    method_id: g.parsed("method_id", MethodId::parse)?,
+                    identifier: g.parsed("identifier", keys::parse_identifier_key)?,
+                    last_authenticated_at: g.timestamp("last_authenticated_at")?,
+                })
+            }
+            _ => Err(malformed("session", "factors")),
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Session {
+        id: f.parsed("session_id", SessionId::parse)?,
+        app_id: f.parsed("app_id", AppId::parse)?,
+        user_id: f.parsed("user_id", UserId::parse)?,
+        token_hash: f.hash("token_hash")?,
+        started_at: f.timestamp("started_at")?,
+        last_accessed_at: f.timestamp("last_accessed_at")?,
+        expires_at: f.timestamp("expires_at")?,
+        attributes: SessionAttributes {
+            ip_address: f.s("ip_address")?.to_owned(),
+            user_agent: f.s("user_agent")?.to_owned(),
+        },
+        custom_claims,
+        authentication_factors,
+        granted_scopes: f.strings("granted_scopes")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use shared::random::SeededRandom;
+
+    use super::*;
+
+    const AT: Timestamp = Timestamp(1_800_000_000);
+
+    fn rnd() -> SeededRandom {
+        SeededRandom::new(7)
+    }
+
+    fn hash(byte: u8) -> Hash32 {
+        [byte; 32]
+    }
+
+    fn phone() -> Identifier {
+        Identifier::parse("+12025550123").expect("valid")
+    }
+
+    fn email() -> Identifier {
+        Identifier::parse("Ann@Example.com").expect("valid")
+    }
+
+    fn key_of(item: &Item) -> (String, String) {
+        let f = Fields::new(item, "test");
+        (
+            f.s(keys::PK).expect("pk").to_owned(),
+            f.s(keys::SK).expect("sk").to_owned(),
+        )
+    }
+
+    #[test]
+    fn app_and_secret_round_trip() {
+        let r = rnd();
+        let app = App {
+            id: AppId::generate(&r),
+            name: "Acme".to_owned(),
+            created_at: AT,
+        };
+        assert_eq!(app_from(&app_item(&app)).expect("parse"), app);
+        let mut secret = AppSecret {
+            id: SecretId::generate(&r, AT),
+            app_id: app.id.clone(),
+            hash: hash(3),
+            created_at: AT,
+            last_used_at: None,
+        };
+        let item = secret_item(&secret);
+        assert!(
+            matches!(item.get("hash"), Some(AttributeValue::B(_))),
+            "hashes are binary"
+        );
+        assert!(!item.contains_key("last_used_at"));
+        assert_eq!(secret_from(&item).expect("parse"), secret);
+        secret.last_used_at = Some(AT.plus_seconds(5));
+        assert_eq!(secret_from(&secret_item(&secret)).expect("parse"), secret);
+        assert_eq!(
+            key_of(&secret_item(&secret)),
+            (
+                format!("APP#{}", app.id),
+                format!("APP#SECRET#{}", secret.id)
+            )
+        );
+    }
+
+    #[test]
+    fn config_round_trips_with_rev_and_optional_fields() {
+        let r = rnd();
+        let mut config = LoginConfig {
+            id: ConfigId::generate(&r, AT),
+            app_id: AppId::generate(&r),
+            channel: Channel::Email,
+            is_default: true,
+            template_id: Some(TemplateId::generate(&r, AT)),
+            sender_id: Some("no-reply@example.com".to_owned()),
+            grant_change_password: true,
+            code_length: 8,
+            expiration_minutes: 10,
+            created_at: AT,
+            updated_at: AT.plus_seconds(1),
+        };
+        let stored = config_from(&config_item(&config, 4)).expect("parse");
+        assert_eq!(
+            stored,
+            StoredConfig {
+                config: config.clone(),
+                rev: 4
+            }
+        );
+        config.template_id = None;
+        config.sender_id = None;
+        let item = config_item(&config, 1);
+        assert!(!item.contains_key("template_id") && !item.contains_key("sender_id"));
+        assert_eq!(config_from(&item).expect("parse").config, config);
+        let pointer = default_pointer_item(&config.app_id, Channel::Email, &config.id);
+        assert_eq!(default_pointer_from(&pointer).expect("parse"), config.id);
+    }
+
+    #[test]
+    fn template_attributes_set_or_remove_optionals() {
+        let r = rnd();
+        let mut template = Template {
+            id: TemplateId::generate(&r, AT),
+            app_id: AppId::generate(&r),
+            channel: Channel::Email,
+            locale: "pt-br".to_owned(),
+            subject: Some("Code".to_owned()),
+            text: "{{code}}".to_owned(),
+            html: Some("<b>{{code}}</b>".to_owned()),
+            created_at: AT,
+            updated_at: AT,
+        };
+        let as_item = |t: &Template| -> Item {
+            let (set, _) = template_attributes(t);
+            set.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+        };
+        assert_eq!(template_from(&as_item(&template)).expect("parse"), template);
+        template.subject = None;
+        template.html = None;
+        let (_, remove) = template_attributes(&template);
+        assert_eq!(remove, vec!["subject", "html"]);
+        assert_eq!(template_from(&as_item(&template)).expect("parse"), template);
+    }
+
+    #[test]
+    fn test_identifier_and_countries_round_trip() {
+        let r = rnd();
+        let test = TestIdentifier {
+            id: TestIdentifierId::generate(&r, AT),
+            app_id: AppId::generate(&r),
+            identifier: email(),
+            code_hash: hash(9),
+            valid_until: AT.plus_seconds(60),
+            created_at: AT,
+        };
+        let item = test_identifier_item(&test);
+        assert_eq!(test_identifier_from(&item).expect("parse"), test);
+        assert_eq!(key_of(&item).1, "TESTID#IDENT#email#ann@example.com");
+        assert_eq!(
+            test_id_pointer_from(&test_id_pointer_item(&test)).expect("parse"),
+            key_of(&item).1
+        );
+        let codes = vec!["1".to_owned(), "44".to_owned()];
+        assert_eq!(
+            sms_countries_from(&sms_countries_item(&test.app_id, &codes)).expect("parse"),
+            codes
+        );
+        assert_eq!(
+            sms_countries_from(&sms_countries_item(&test.app_id, &[])).expect("parse"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn user_round_trips_with_methods_in_order_and_lock() {
+        let r = rnd();
+        let mut user = User {
+            id: UserId::generate(&r),
+            app_id: AppId::generate(&r),
+            status: UserStatus::Pending,
+            created_at: AT,
+            phone_numbers: Vec::new(),
+            emails: Vec::new(),
+            failed_attempts: 3,
+            lock: None,
+        };
+        user.add_method(MethodId::Phone(PhoneId::generate(&r)), phone());
+        user.add_method(MethodId::Email(EmailId::generate(&r)), email());
+        user.add_method(
+            MethodId::Phone(PhoneId::generate(&r)),
+            Identifier::parse("+12025550124").expect("valid"),
+        );
+        user.phone_numbers[1].verified = true;
+        let stored = user_from(&user_item(&user)).expect("parse");
+        assert_eq!(stored.user, user);
+        assert_eq!(stored.methods_rev, 0);
+        user.lock = Some(Lock {
+            created_at: AT,
+            expires_at: AT.plus_seconds(3600),
+        });
+        user.status = UserStatus::Active;
+        assert_eq!(user_from(&user_item(&user)).expect("parse").user, user);
+
+        let mut broken = user_item(&user);
+        broken.remove("lock_expires_at");
+        assert!(user_from(&broken).is_err(), "half a lock is malformed");
+    }
+
+    #[test]
+    fn ident_and_method_items_round_trip() {
+        let r = rnd();
+        let app = AppId::generate(&r);
+        let user = UserId::generate(&r);
+        let method = MethodId::Email(EmailId::generate(&r));
+        let item = ident_item(&app, &email(), &user, &method);
+        assert_eq!(
+            ident_from(&item).expect("parse"),
+            (user.clone(), method.clone())
+        );
+        assert_eq!(
+            key_of(&item).0,
+            format!("APP#{app}#IDENT#email#ann@example.com")
+        );
+        let item = method_item(&app, &method, &user);
+        assert_eq!(method_owner_from(&item).expect("parse"), user);
+    }
+
+    #[test]
+    fn challenge_round_trips_and_outlives_its_expiry() {
+        let r = rnd();
+        let id = ChallengeId::generate(&r);
+        let mut challenge = Challenge {
+            hash_context: id.as_str().to_owned(),
+            id,
+            app_id: AppId::generate(&r),
+            user_id: UserId::generate(&r),
+            method_id: MethodId::Phone(PhoneId::generate(&r)),
+            channel: Channel::Sms,
+            code_hash: hash(1),
+            config_id: ConfigId::generate(&r, AT),
+            grant_change_password: false,
+            created_at: AT,
+            expires_at: AT.plus_seconds(120),
+            attempts: 2,
+            consumed: true,
+            test_identifier: None,
+        };
+        let item = challenge_item(&challenge);
+        assert_eq!(challenge_from(&item).expect("parse"), challenge);
+        assert_eq!(
+            Fields::new(&item, "t").i64(keys::TTL).expect("ttl"),
+            AT.0 + 120 + CHALLENGE_TTL_GRACE_SECONDS
+        );
+        challenge.test_identifier = Some(TestIdentifierId::generate(&r, AT));
+        assert_eq!(
+            challenge_from(&challenge_item(&challenge)).expect("parse"),
+            challenge
+        );
+    }
+
+    #[test]
+    fn session_round_trips_in_both_items() {
+        let r = rnd();
+        let mut claims = serde_json::Map::new();
+        claims.insert(
+            "plan".to_owned(),
+            json!({"tier": "gold", "seats": 3, "ratio": 0.5}),
+        );
+        let session = Session {
+            id: SessionId::generate(&r),
+            app_id: AppId::generate(&r),
+            user_id: UserId::generate(&r),
+            token_hash: hash(0xab),
+            started_at: AT,
+            last_accessed_at: AT.plus_seconds(1),
+            expires_at: AT.plus_minutes(60),
+            attributes: SessionAttributes {
+                ip_address: "203.0.113.7".to_owned(),
+                user_agent: "tests".to_owned(),
+            },
+            custom_claims: claims,
+            authentication_factors: vec![
+                AuthenticationFactor {
+                    method_id: MethodId::Phone(PhoneId::generate(&r)),
+                    identifier: phone(),
+                    last_authenticated_at: AT,
+                },
+                AuthenticationFactor {
+                    method_id: MethodId::Email(EmailId::generate(&r)),
+                    identifier: email(),
+                    last_authenticated_at: AT.plus_seconds(2),
+                },
+            ],
+            granted_scopes: vec!["password:write".to_owned()],
+        };
+        let item = session_item(&session).expect("item");
+        assert_eq!(session_from(&item).expect("parse"), session);
+        assert!(item.contains_key(keys::GSI1PK) && item.contains_key(keys::GSI1SK));
+        assert_eq!(
+            Fields::new(&item, "t").i64(keys::TTL).expect("ttl"),
+            session.expires_at.0
+        );
+        let token = token_item(&session).expect("item");
+        assert_eq!(session_from(&token).expect("parse"), session);
+        assert!(
+            !token.contains_key(keys::GSI1PK),
+            "only the session item is listed"
+        );
+        assert_eq!(
+            key_of(&token).0,
+            format!("APP#{}#TOKEN#{}", session.app_id, "ab".repeat(32))
+        );
+    }
+
+    #[test]
+    fn malformed_items_name_the_attribute_not_the_value() {
+        let r = rnd();
+        let app = App {
+            id: AppId::generate(&r),
+            name: "Acme".to_owned(),
+            created_at: AT,
+        };
+        let mut item = app_item(&app);
+        item.insert("created_at".to_owned(), s("+12025550123"));
+        let error = app_from(&item).expect_err("malformed");
+        assert_eq!(
+            error,
+            StoreError::Other("malformed app item: attribute created_at".to_owned())
+        );
+        item.insert("created_at".to_owned(), AttributeValue::N("12x".to_owned()));
+        assert!(app_from(&item).is_err());
+        item.insert("created_at".to_owned(), n(1));
+        item.insert("id".to_owned(), s("app-not-an-id"));
+        assert!(app_from(&item).is_err());
+    }
+}
