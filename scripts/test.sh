@@ -19,11 +19,11 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "Rust tests"
+step "Rust tests (the AWS adapters against moto, started for them)"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
+  scripts/with-moto.sh cargo nextest run --workspace --locked --no-fail-fast
 else
-  cargo test --workspace --locked --no-fail-fast
+  scripts/with-moto.sh cargo test --workspace --locked --no-fail-fast
 fi
 
 step "Stytch SDKs (Python, then Node) against the local server"

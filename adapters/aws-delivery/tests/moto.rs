@@ -19,7 +19,7 @@ use shared::ports::{CodeForOutbox, EmailMessage, EmailSender, SmsMessage, SmsSen
 use shared::random::OsRandom;
 
 const SKIP: &str =
-    "skipped: AWS_ENDPOINT_URL is not set (adapters/run-moto-tests.sh starts moto and sets it)";
+    "skipped: AWS_ENDPOINT_URL is not set (scripts/with-moto.sh starts moto and sets it)";
 
 /// Something unique to find one test's message among everyone's.
 fn nonce() -> String {

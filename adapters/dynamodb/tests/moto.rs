@@ -1,4 +1,4 @@
-//! `DynamoStore` against a DynamoDB endpoint: moto locally (`adapters/run-moto-tests.sh`).
+//! `DynamoStore` against a DynamoDB endpoint: moto locally (`scripts/with-moto.sh`).
 //! Every test skips, with a notice, when neither `AWS_ENDPOINT_URL_DYNAMODB` nor
 //! `AWS_ENDPOINT_URL` is set, so a plain `cargo test` passes without them (except
 //! `unreachable_endpoint_is_unavailable`, which needs no server). Each test makes its own table.
@@ -23,7 +23,7 @@ use shared::random::{OsRandom, Random};
 use store_dynamodb::{DynamoStore, create_table};
 
 const SKIP: &str = "skipped: neither AWS_ENDPOINT_URL_DYNAMODB nor AWS_ENDPOINT_URL is set \
-                    (adapters/run-moto-tests.sh starts moto and sets them)";
+                    (scripts/with-moto.sh starts moto and sets them)";
 
 /// A client for the DynamoDB endpoint in `AWS_ENDPOINT_URL_DYNAMODB` (else `AWS_ENDPOINT_URL`),
 /// with dummy credentials (the credential chain never reaches for instance metadata), or

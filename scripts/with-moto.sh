@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs the AWS adapter tests (store-dynamodb, delivery-aws) against moto, a local stand-in for
-# DynamoDB, SNS and SES v2. Extra arguments go to `cargo nextest run` (or `cargo test`).
+# Runs a command with moto, a local stand-in for DynamoDB, SNS and SES v2, started for it and
+# the standard AWS environment pointing at it; without a command, runs the AWS adapter tests
+# (store-dynamodb, delivery-aws). `scripts/test.sh` runs the whole test suite through it.
 #
-# Two moto servers on free ports, each serving one request at a time (adapters/moto_serialized.py
+# Two moto servers on free ports, each serving one request at a time (scripts/moto_serialized.py
 # says why): one for DynamoDB (AWS_ENDPOINT_URL_DYNAMODB) and one for SNS and SES
 # (AWS_ENDPOINT_URL). Apart, because moto's /moto-api/data.json, where the delivery tests read
 # sent messages back, serialises every record moto ever tracked, and after the DynamoDB suite that
@@ -37,7 +38,7 @@ free_port() {
 start_moto() {
   local name=$1 port
   port=$(free_port)
-  MOTO_PORT=$port .venv/bin/python adapters/moto_serialized.py 127.0.0.1 "$port" \
+  MOTO_PORT=$port .venv/bin/python scripts/moto_serialized.py 127.0.0.1 "$port" \
     > "target/moto-$name.log" 2>&1 &
   PIDS+=($!)
   MOTO_URL="http://127.0.0.1:$port"
@@ -66,8 +67,10 @@ export AWS_ENDPOINT_URL_DYNAMODB=$DYNAMODB_URL
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 export AWS_EC2_METADATA_DISABLED=true
 
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked -p store-dynamodb -p delivery-aws --no-fail-fast "$@"
+if [ $# -gt 0 ]; then
+  "$@"
+elif cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked -p store-dynamodb -p delivery-aws --no-fail-fast
 else
-  cargo test --locked -p store-dynamodb -p delivery-aws --no-fail-fast "$@"
+  cargo test --locked -p store-dynamodb -p delivery-aws --no-fail-fast
 fi
