@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test from a clean clone: formatting and lints, the Rust suites (domain, store
-# contract, handlers from events/), then the official Stytch Python SDK against the local server.
-# Installs what it needs into .venv (Python packages from PyPI); leaves nothing running.
+# Runs every test from a clean clone: formatting and lints (Rust and template.yaml), the Rust
+# suites (domain, store contract on both adapters, handlers from events/, the AWS adapters and
+# the full login flow against moto), then the official Stytch Python and Node SDKs against the
+# local server. Installs what it needs (.venv, .venv-sam from PyPI; tests/node from npm);
+# leaves nothing running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,9 @@ fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+
+step "template.yaml lint (SAM and cfn-lint, from PyPI into .venv-sam)"
+scripts/lint-template.sh
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
