@@ -42,8 +42,8 @@ use crate::model::{
     SessionAttributes, Template, TestIdentifier, User, UserStatus,
 };
 use crate::ports::{
-    AppStore, ChallengeStore, ConfigStore, RateCounter, RateDecision, RateHit, RateLimitStore,
-    SessionStore, UserStore, WriteError,
+    AppStore, ChallengeStore, ConfigStore, FailureOutcome, RateCounter, RateDecision, RateHit,
+    RateLimitStore, SessionStore, SuccessOutcome, UserStore, WriteError,
 };
 use crate::random::{OsRandom, Random};
 
@@ -980,7 +980,26 @@ pub async fn user_add_method(store: &dyn UserStore) {
         .expect("the identifier is still free");
 }
 
-/// `record_success`: method verified, pending user active, failure count cleared.
+/// Unwraps a `Counted` outcome of `record_failure` into the user and `locked_now`.
+#[track_caller]
+fn failure_counted(outcome: FailureOutcome) -> (User, bool) {
+    match outcome {
+        FailureOutcome::Counted { user, locked_now } => (user, locked_now),
+        other => panic!("expected Counted, got {other:?}"),
+    }
+}
+
+/// Unwraps a `Recorded` outcome of `record_success`.
+#[track_caller]
+fn recorded(outcome: SuccessOutcome) -> User {
+    match outcome {
+        SuccessOutcome::Recorded(user) => user,
+        other => panic!("expected Recorded, got {other:?}"),
+    }
+}
+
+/// `record_success`: method verified, pending user active, failure count cleared; refused
+/// (nothing written) while the user is locked, fine again once the lock has expired.
 pub async fn user_record_success(store: &dyn UserStore) {
     let at = now();
     let app = AppId::generate(rnd());
@@ -994,10 +1013,12 @@ pub async fn user_record_success(store: &dyn UserStore) {
         .await
         .expect("add_method");
     for _ in 0..3 {
-        store
-            .record_failure(&app, &user.id, at, 10, 3600)
-            .await
-            .expect("record_failure");
+        failure_counted(
+            store
+                .record_failure(&app, &user.id, at, 10, 3600)
+                .await
+                .expect("record_failure"),
+        );
     }
     assert_eq!(
         store
@@ -1009,11 +1030,12 @@ pub async fn user_record_success(store: &dyn UserStore) {
         3
     );
 
-    let after = store
-        .record_success(&app, &user.id, &phone_method)
-        .await
-        .expect("record_success")
-        .expect("the user exists");
+    let after = recorded(
+        store
+            .record_success(&app, &user.id, &phone_method, at)
+            .await
+            .expect("record_success"),
+    );
     assert_eq!(after.status, UserStatus::Active);
     assert_eq!(after.failed_attempts, 0);
     assert!(after.phone_numbers[0].verified);
@@ -1038,25 +1060,70 @@ pub async fn user_record_success(store: &dyn UserStore) {
         Some((after, phone_method))
     );
 
-    let after = store
-        .record_success(&app, &user.id, &email_method)
-        .await
-        .expect("record_success")
-        .expect("the user exists");
+    let after = recorded(
+        store
+            .record_success(&app, &user.id, &email_method, at)
+            .await
+            .expect("record_success"),
+    );
     assert!(after.emails[0].verified && after.phone_numbers[0].verified);
 
     assert_eq!(
         store
-            .record_success(&app, &UserId::generate(rnd()), &email_method)
+            .record_success(&app, &UserId::generate(rnd()), &email_method, at)
             .await
             .expect("record_success"),
-        None,
-        "an unknown user is None"
+        SuccessOutcome::UserGone,
+        "an unknown user is UserGone"
     );
+
+    // A locked user: refused, and nothing is written.
+    let (pending, pending_method) = user_of(&app, &phone(51), UserStatus::Pending, at);
+    store.create_user(&pending).await.expect("create_user");
+    failure_counted(
+        store
+            .record_failure(&app, &pending.id, at, 3, 3600)
+            .await
+            .expect("record_failure"),
+    );
+    let (locked, locked_now) = failure_counted(
+        store
+            .record_failure(&app, &pending.id, at, 2, 3600)
+            .await
+            .expect("record_failure"),
+    );
+    assert!(locked_now);
+    let lock = locked.lock.expect("locked");
+    for when in [at, at.plus_seconds(1), lock.expires_at.plus_seconds(-1)] {
+        assert_eq!(
+            store
+                .record_success(&app, &pending.id, &pending_method, when)
+                .await
+                .expect("record_success"),
+            SuccessOutcome::Locked(lock),
+            "no success is recorded while the user is locked"
+        );
+    }
+    assert_eq!(
+        store.get_user(&app, &pending.id).await.expect("get"),
+        Some(locked),
+        "a refused record_success writes nothing"
+    );
+    // The lock ends at `expires_at` (as `User::active_lock`).
+    let after = recorded(
+        store
+            .record_success(&app, &pending.id, &pending_method, lock.expires_at)
+            .await
+            .expect("record_success"),
+    );
+    assert_eq!(after.status, UserStatus::Active);
+    assert!(after.phone_numbers[0].verified);
+    assert_eq!(after.active_lock(lock.expires_at), None);
 }
 
 /// `record_failure` counts; the `limit`-th failure locks the user for `lock_seconds` and starts
-/// the count again.
+/// the count again; while locked it counts nothing (`AlreadyLocked`); once the lock has expired
+/// it counts again.
 pub async fn user_record_failure_locks(store: &dyn UserStore) {
     let at = now();
     let app = AppId::generate(rnd());
@@ -1064,20 +1131,24 @@ pub async fn user_record_failure_locks(store: &dyn UserStore) {
     store.create_user(&user).await.expect("create_user");
 
     for expected in 1..=3u32 {
-        let after = store
-            .record_failure(&app, &user.id, at, 4, 3600)
-            .await
-            .expect("record_failure")
-            .expect("the user exists");
+        let (after, locked_now) = failure_counted(
+            store
+                .record_failure(&app, &user.id, at, 4, 3600)
+                .await
+                .expect("record_failure"),
+        );
+        assert!(!locked_now);
         assert_eq!(after.failed_attempts, expected);
         assert_eq!(after.lock, None, "not locked below the limit");
     }
     let lock_at = at.plus_seconds(30);
-    let locked = store
-        .record_failure(&app, &user.id, lock_at, 4, 3600)
-        .await
-        .expect("record_failure")
-        .expect("the user exists");
+    let (locked, locked_now) = failure_counted(
+        store
+            .record_failure(&app, &user.id, lock_at, 4, 3600)
+            .await
+            .expect("record_failure"),
+    );
+    assert!(locked_now, "the limit-th failure locks");
     let lock = locked.lock.expect("locked at the limit");
     assert_eq!(lock.created_at, lock_at);
     assert_eq!(lock.expires_at, lock_at.plus_seconds(3600));
@@ -1089,7 +1160,59 @@ pub async fn user_record_failure_locks(store: &dyn UserStore) {
     assert_eq!(locked.active_lock(lock_at.plus_seconds(3600)), None);
     assert_eq!(
         store.get_user(&app, &user.id).await.expect("get"),
-        Some(locked)
+        Some(locked.clone())
+    );
+
+    // While locked: nothing counted, the lock is not renewed.
+    for when in [lock_at, lock_at.plus_seconds(1), lock_at.plus_seconds(3599)] {
+        assert_eq!(
+            store
+                .record_failure(&app, &user.id, when, 4, 3600)
+                .await
+                .expect("record_failure"),
+            FailureOutcome::AlreadyLocked(lock)
+        );
+    }
+    assert_eq!(
+        store
+            .record_failure(&app, &user.id, lock_at, 1, 60)
+            .await
+            .expect("record_failure"),
+        FailureOutcome::AlreadyLocked(lock),
+        "whatever the limit"
+    );
+    assert_eq!(
+        store.get_user(&app, &user.id).await.expect("get"),
+        Some(locked),
+        "a failure while locked writes nothing"
+    );
+
+    // The lock has expired: counting starts again from zero.
+    let expired = lock.expires_at;
+    let (after, locked_now) = failure_counted(
+        store
+            .record_failure(&app, &user.id, expired, 4, 3600)
+            .await
+            .expect("record_failure"),
+    );
+    assert!(!locked_now);
+    assert_eq!(after.failed_attempts, 1);
+    assert_eq!(after.active_lock(expired), None);
+
+    // A limit of 1 locks on the first failure.
+    let (other, _) = user_of(&app, &phone(61), UserStatus::Active, at);
+    store.create_user(&other).await.expect("create_user");
+    let (after, locked_now) = failure_counted(
+        store
+            .record_failure(&app, &other.id, at, 1, 60)
+            .await
+            .expect("record_failure"),
+    );
+    assert!(locked_now);
+    assert_eq!(after.failed_attempts, 0);
+    assert_eq!(
+        after.lock.map(|l| (l.created_at, l.expires_at)),
+        Some((at, at.plus_seconds(60)))
     );
 
     assert_eq!(
@@ -1097,8 +1220,8 @@ pub async fn user_record_failure_locks(store: &dyn UserStore) {
             .record_failure(&app, &UserId::generate(rnd()), at, 4, 3600)
             .await
             .expect("record_failure"),
-        None,
-        "an unknown user is None"
+        FailureOutcome::UserGone,
+        "an unknown user is UserGone"
     );
 }
 
@@ -1465,6 +1588,172 @@ pub async fn challenge_wrong_attempts(store: &dyn ChallengeStore) {
             .expect("record_wrong_attempt"),
         None
     );
+}
+
+/// `restore` undoes a `consume`: only for the method's current code with that id, and only if
+/// it is used; afterwards `consume` succeeds again, once. Attempts and expiry are kept.
+pub async fn challenge_restore(store: &dyn ChallengeStore) {
+    let at = now();
+    let app = AppId::generate(rnd());
+    let method = phone_method();
+    let mut challenge = challenge_of(&app, &method, at);
+    challenge.attempts = 2;
+    store.put_challenge(&challenge).await.expect("put");
+
+    assert!(
+        !store
+            .restore(&app, &method, &challenge.id)
+            .await
+            .expect("restore"),
+        "an unused code has nothing to restore"
+    );
+    assert_eq!(
+        store.get_challenge(&app, &method).await.expect("get"),
+        Some(challenge.clone())
+    );
+
+    assert!(
+        store
+            .consume(&app, &method, &challenge.id, at, 5)
+            .await
+            .expect("consume")
+    );
+    assert!(
+        !store
+            .restore(&app, &method, &ChallengeId::generate(rnd()))
+            .await
+            .expect("restore"),
+        "another id restores nothing"
+    );
+    assert!(
+        !store
+            .restore(&AppId::generate(rnd()), &method, &challenge.id)
+            .await
+            .expect("restore"),
+        "another app restores nothing"
+    );
+    assert!(
+        store
+            .get_challenge(&app, &method)
+            .await
+            .expect("get")
+            .expect("kept")
+            .consumed
+    );
+
+    assert!(
+        store
+            .restore(&app, &method, &challenge.id)
+            .await
+            .expect("restore"),
+        "a used code is restored"
+    );
+    assert_eq!(
+        store.get_challenge(&app, &method).await.expect("get"),
+        Some(challenge.clone()),
+        "exactly as before the consume: unused, attempts and expiry kept"
+    );
+    assert!(
+        !store
+            .restore(&app, &method, &challenge.id)
+            .await
+            .expect("restore"),
+        "a restored code is unused: nothing more to restore"
+    );
+
+    // Consumable again, exactly once.
+    assert!(
+        store
+            .consume(&app, &method, &challenge.id, at, 5)
+            .await
+            .expect("consume"),
+        "a restored code is consumed again"
+    );
+    assert!(
+        !store
+            .consume(&app, &method, &challenge.id, at, 5)
+            .await
+            .expect("consume"),
+        "and only once"
+    );
+
+    // Replaced: the newer code is not touched.
+    let newer = challenge_of(&app, &method, at.plus_seconds(5));
+    store.put_challenge(&newer).await.expect("put");
+    assert!(
+        !store
+            .restore(&app, &method, &challenge.id)
+            .await
+            .expect("restore"),
+        "a replaced code is not restored"
+    );
+    assert_eq!(
+        store.get_challenge(&app, &method).await.expect("get"),
+        Some(newer.clone())
+    );
+    assert!(
+        store
+            .consume(&app, &method, &newer.id, at, 5)
+            .await
+            .expect("consume")
+    );
+    let replacement = challenge_of(&app, &method, at.plus_seconds(10));
+    store.put_challenge(&replacement).await.expect("put");
+    assert!(
+        !store
+            .restore(&app, &method, &newer.id)
+            .await
+            .expect("restore"),
+        "a used code that was replaced is not restored"
+    );
+    assert_eq!(
+        store.get_challenge(&app, &method).await.expect("get"),
+        Some(replacement),
+        "the replacement is left as it was"
+    );
+
+    // Restoring does not revive an expired code.
+    let method = phone_method();
+    let challenge = challenge_of(&app, &method, at);
+    store.put_challenge(&challenge).await.expect("put");
+    assert!(
+        store
+            .consume(&app, &method, &challenge.id, at, 5)
+            .await
+            .expect("consume")
+    );
+    assert!(
+        store
+            .restore(&app, &method, &challenge.id)
+            .await
+            .expect("restore")
+    );
+    assert!(
+        !store
+            .consume(&app, &method, &challenge.id, challenge.expires_at, 5)
+            .await
+            .expect("consume"),
+        "a restored code is still dead at expires_at"
+    );
+
+    // Missing, or deleted.
+    assert!(
+        !store
+            .restore(&app, &phone_method(), &ChallengeId::generate(rnd()))
+            .await
+            .expect("restore")
+    );
+    store
+        .delete_challenge(&app, &method, &challenge.id)
+        .await
+        .expect("delete");
+    assert!(
+        !store
+            .restore(&app, &method, &challenge.id)
+            .await
+            .expect("restore")
+    );
+    assert_eq!(store.get_challenge(&app, &method).await.expect("get"), None);
 }
 
 /// `delete_challenge` deletes only the named code; `delete_challenges` those of the methods.
@@ -2045,18 +2334,18 @@ pub async fn concurrent_create_user(store: Arc<dyn UserStore>) {
     }
 }
 
-/// Concurrent `record_failure` calls lose no count, and lock at the limit.
+/// Concurrent `record_failure` calls lose no count, and stop at the lock: with `limit` 10, of
+/// 100 concurrent calls exactly 10 are `Counted` (the one that reaches the limit with
+/// `locked_now`) and the other 90 `AlreadyLocked`.
 pub async fn concurrent_record_failure(store: Arc<dyn UserStore>) {
     let at = now();
     let app = AppId::generate(rnd());
-    let (user, _) = user_of(&app, &phone(90), UserStatus::Active, at);
-    store.create_user(&user).await.expect("create_user");
 
-    let run = |calls: usize, limit: u32| {
+    let run = |user_id: UserId, calls: usize, limit: u32| {
         let barrier = Arc::new(tokio::sync::Barrier::new(calls));
         let tasks: Vec<_> = (0..calls)
             .map(|_| {
-                let (store, app, id) = (store.clone(), app.clone(), user.id.clone());
+                let (store, app, id) = (store.clone(), app.clone(), user_id.clone());
                 let barrier = barrier.clone();
                 tokio::spawn(async move {
                     barrier.wait().await;
@@ -2064,14 +2353,16 @@ pub async fn concurrent_record_failure(store: Arc<dyn UserStore>) {
                         .record_failure(&app, &id, at, limit, 3600)
                         .await
                         .expect("record_failure")
-                        .expect("the user exists")
                 })
             })
             .collect();
         join_all(tasks)
     };
 
-    let results = run(CONCURRENT_TASKS, 1_000).await;
+    // Far below the limit: every call counts, none is lost.
+    let (user, _) = user_of(&app, &phone(90), UserStatus::Active, at);
+    store.create_user(&user).await.expect("create_user");
+    let results = run(user.id.clone(), CONCURRENT_TASKS, 1_000).await;
     let stored = store
         .get_user(&app, &user.id)
         .await
@@ -2081,15 +2372,143 @@ pub async fn concurrent_record_failure(store: Arc<dyn UserStore>) {
         stored.failed_attempts, CONCURRENT_TASKS as u32,
         "no concurrent failure is lost"
     );
-    let mut seen: Vec<u32> = results.iter().map(|u| u.failed_attempts).collect();
+    let mut seen: Vec<u32> = results
+        .into_iter()
+        .map(|r| {
+            let (user, locked_now) = failure_counted(r);
+            assert!(!locked_now);
+            user.failed_attempts
+        })
+        .collect();
     seen.sort_unstable();
     assert_eq!(seen, (1..=CONCURRENT_TASKS as u32).collect::<Vec<_>>());
     assert_eq!(stored.lock, None);
-
-    // The next call reaches the limit: exactly one of the callers sees the lock being made.
+    // The next call reaches the limit and locks.
     let limit = CONCURRENT_TASKS as u32 + 1;
-    let results = run(1, limit).await;
-    assert!(results[0].lock.is_some(), "locked at the limit");
+    let results = run(user.id.clone(), 1, limit).await;
+    let (locked, locked_now) = failure_counted(results.into_iter().next().expect("one result"));
+    assert!(locked_now && locked.lock.is_some(), "locked at the limit");
+
+    // Across the limit: exactly `LIMIT` count, one of them locks, the rest count nothing.
+    const LIMIT: u32 = 10;
+    let (user, _) = user_of(&app, &phone(91), UserStatus::Active, at);
+    store.create_user(&user).await.expect("create_user");
+    let results = run(user.id.clone(), CONCURRENT_TASKS, LIMIT).await;
+    let stored = store
+        .get_user(&app, &user.id)
+        .await
+        .expect("get")
+        .expect("user");
+    let lock = stored.lock.expect("locked at the limit");
+    assert_eq!(lock.created_at, at);
+    assert_eq!(stored.failed_attempts, 0, "the count starts again");
+    let mut seen = Vec::new();
+    let mut lockers = 0;
+    let mut already_locked = 0;
+    for result in results {
+        match result {
+            FailureOutcome::Counted { user, locked_now } => {
+                if locked_now {
+                    lockers += 1;
+                    assert_eq!(user.lock, Some(lock));
+                    assert_eq!(user.failed_attempts, 0);
+                } else {
+                    assert_eq!(user.active_lock(at), None);
+                    seen.push(user.failed_attempts);
+                }
+            }
+            FailureOutcome::AlreadyLocked(l) => {
+                assert_eq!(l, lock);
+                already_locked += 1;
+            }
+            FailureOutcome::UserGone => panic!("the user exists"),
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(lockers, 1, "exactly one failure locks");
+    assert_eq!(
+        seen,
+        (1..LIMIT).collect::<Vec<_>>(),
+        "each count below the limit handed out once"
+    );
+    assert_eq!(
+        already_locked,
+        CONCURRENT_TASKS - LIMIT as usize,
+        "the rest count nothing"
+    );
+}
+
+/// After a `restore`, of many concurrent `consume` calls exactly one succeeds again.
+pub async fn concurrent_consume_after_restore(store: Arc<dyn ChallengeStore>) {
+    let at = now();
+    let app = AppId::generate(rnd());
+    let method = phone_method();
+    let challenge = challenge_of(&app, &method, at);
+    store.put_challenge(&challenge).await.expect("put");
+    assert!(
+        store
+            .consume(&app, &method, &challenge.id, at, 5)
+            .await
+            .expect("consume")
+    );
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(CONCURRENT_TASKS));
+    let tasks = (0..CONCURRENT_TASKS)
+        .map(|i| {
+            let (store, app, method, id) = (
+                store.clone(),
+                app.clone(),
+                method.clone(),
+                challenge.id.clone(),
+            );
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                if i == 0 {
+                    // The one restore races the consumes: either it comes first and one of
+                    // them wins, or it comes last and leaves the code unused.
+                    let restored = store.restore(&app, &method, &id).await.expect("restore");
+                    assert!(restored, "the code was used: restore succeeds");
+                    false
+                } else {
+                    store
+                        .consume(&app, &method, &id, at, 5)
+                        .await
+                        .expect("consume")
+                }
+            })
+        })
+        .collect();
+    let results = join_all(tasks).await;
+    let winners = results.iter().filter(|won| **won).count();
+    let consumed = store
+        .get_challenge(&app, &method)
+        .await
+        .expect("get")
+        .expect("kept")
+        .consumed;
+    assert!(winners <= 1, "at most one consume after one restore");
+    assert_eq!(
+        consumed,
+        winners == 1,
+        "the code is used exactly when a consume won"
+    );
+    if winners == 0 {
+        assert!(
+            store
+                .consume(&app, &method, &challenge.id, at, 5)
+                .await
+                .expect("consume"),
+            "the restored code is consumed"
+        );
+    }
+    assert!(
+        !store
+            .consume(&app, &method, &challenge.id, at, 5)
+            .await
+            .expect("consume"),
+        "once"
+    );
 }
 
 /// Of many concurrent default `put_config` calls for one app and channel, exactly one config
@@ -2199,6 +2618,7 @@ where
     challenge_consume_once(&*make().await).await;
     challenge_consume_refusals(&*make().await).await;
     challenge_wrong_attempts(&*make().await).await;
+    challenge_restore(&*make().await).await;
     challenge_delete(&*make().await).await;
 
     session_create_get_find(&*make().await).await;
@@ -2211,6 +2631,7 @@ where
     rate_limit_given_back_hit_does_not_open_the_window(&*make().await).await;
 
     concurrent_consume(make().await).await;
+    concurrent_consume_after_restore(make().await).await;
     concurrent_wrong_attempts(make().await).await;
     concurrent_create_user(make().await).await;
     concurrent_record_failure(make().await).await;
@@ -2233,14 +2654,15 @@ macro_rules! store_contract_tests {
             user_create_and_find, user_identifier_conflicts, user_add_method,
             user_record_success, user_record_failure_locks, user_delete,
             challenge_put_replaces, challenge_consume_once, challenge_consume_refusals,
-            challenge_wrong_attempts, challenge_delete,
+            challenge_wrong_attempts, challenge_restore, challenge_delete,
             session_create_get_find, session_update_and_delete,
             session_list_and_delete_user_sessions,
             rate_limit_window, rate_limit_all_or_nothing, rate_limit_give_back,
             rate_limit_given_back_hit_does_not_open_the_window
         );
         $crate::store_contract_tests!(@by_arc $make;
-            concurrent_consume, concurrent_wrong_attempts, concurrent_create_user,
+            concurrent_consume, concurrent_consume_after_restore, concurrent_wrong_attempts,
+            concurrent_create_user,
             concurrent_record_failure, concurrent_default_config, concurrent_rate_limit_hits
         );
     };

@@ -18,9 +18,9 @@ use crate::model::{
     App, AppSecret, Challenge, Channel, LoginConfig, Session, Template, TestIdentifier, User,
 };
 use crate::ports::{
-    AppStore, ChallengeStore, ConfigStore, DeliveryError, EmailMessage, EmailSender, RateCounter,
-    RateDecision, RateHit, RateLimitStore, SessionStore, SmsMessage, SmsSender, StoreError,
-    TestMessageSink, UserStore, WriteError,
+    AppStore, ChallengeStore, ConfigStore, DeliveryError, EmailMessage, EmailSender,
+    FailureOutcome, RateCounter, RateDecision, RateHit, RateLimitStore, SessionStore, SmsMessage,
+    SmsSender, StoreError, SuccessOutcome, TestMessageSink, UserStore, WriteError,
 };
 
 #[derive(Default)]
@@ -433,15 +433,17 @@ impl UserStore for MemoryStore {
         app_id: &AppId,
         user_id: &UserId,
         method_id: &MethodId,
-    ) -> Result<Option<User>, StoreError> {
-        Ok(self
-            .state()
-            .users
-            .get_mut(&(app_id.clone(), user_id.clone()))
-            .map(|user| {
-                user.record_success(method_id);
-                user.clone()
-            }))
+        now: Timestamp,
+    ) -> Result<SuccessOutcome, StoreError> {
+        let mut s = self.state();
+        let Some(user) = s.users.get_mut(&(app_id.clone(), user_id.clone())) else {
+            return Ok(SuccessOutcome::UserGone);
+        };
+        if let Some(lock) = user.active_lock(now) {
+            return Ok(SuccessOutcome::Locked(lock));
+        }
+        user.record_success(method_id);
+        Ok(SuccessOutcome::Recorded(user.clone()))
     }
 
     async fn record_failure(
@@ -451,15 +453,20 @@ impl UserStore for MemoryStore {
         now: Timestamp,
         limit: u32,
         lock_seconds: i64,
-    ) -> Result<Option<User>, StoreError> {
-        Ok(self
-            .state()
-            .users
-            .get_mut(&(app_id.clone(), user_id.clone()))
-            .map(|user| {
-                user.record_failure(now, limit, lock_seconds);
-                user.clone()
-            }))
+    ) -> Result<FailureOutcome, StoreError> {
+        let mut s = self.state();
+        let Some(user) = s.users.get_mut(&(app_id.clone(), user_id.clone())) else {
+            return Ok(FailureOutcome::UserGone);
+        };
+        if let Some(lock) = user.active_lock(now) {
+            return Ok(FailureOutcome::AlreadyLocked(lock));
+        }
+        let locked_now = user.failed_attempts.saturating_add(1) >= limit;
+        user.record_failure(now, limit, lock_seconds);
+        Ok(FailureOutcome::Counted {
+            user: user.clone(),
+            locked_now,
+        })
     }
 
     async fn delete_user(&self, app_id: &AppId, user_id: &UserId) -> Result<bool, StoreError> {
@@ -532,6 +539,22 @@ impl ChallengeStore for MemoryStore {
                 Ok(Some(c.attempts))
             }
             _ => Ok(None),
+        }
+    }
+
+    async fn restore(
+        &self,
+        app_id: &AppId,
+        method_id: &MethodId,
+        challenge_id: &ChallengeId,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.state();
+        match s.challenges.get_mut(&(app_id.clone(), method_id.clone())) {
+            Some(c) if &c.id == challenge_id && c.consumed => {
+                c.consumed = false;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
     }
 

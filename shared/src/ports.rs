@@ -12,7 +12,7 @@ use crate::ids::{
     UserId,
 };
 use crate::model::{
-    App, AppSecret, Challenge, Channel, LoginConfig, Session, Template, TestIdentifier, User,
+    App, AppSecret, Challenge, Channel, Lock, LoginConfig, Session, Template, TestIdentifier, User,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,6 +111,29 @@ pub trait ConfigStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// What `UserStore::record_failure` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureOutcome {
+    /// The wrong code was counted. `user` is as it is after the count; `locked_now` says that
+    /// this failure reached the limit and locked the user (whose count started again).
+    Counted { user: User, locked_now: bool },
+    /// The user was locked: nothing was counted.
+    AlreadyLocked(Lock),
+    /// There is no such user: nothing was counted.
+    UserGone,
+}
+
+/// What `UserStore::record_success` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SuccessOutcome {
+    /// Recorded; the user as it is after the update.
+    Recorded(User),
+    /// The user was locked: nothing was written.
+    Locked(Lock),
+    /// There is no such user: nothing was written.
+    UserGone,
+}
+
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// The user that holds the identifier in this app, and the method id for it.
@@ -137,14 +160,21 @@ pub trait UserStore: Send + Sync {
         app_id: &AppId,
         method_id: &MethodId,
     ) -> Result<Option<User>, StoreError>;
-    /// Marks the method verified, a pending user active, and clears the failure count.
+    /// Atomically, unless the user is locked at `now`: marks the method verified, a pending
+    /// user active, and clears the failure count. A locked user is left as it is (`Locked`), so
+    /// that no right code gets through a lock, however recent.
     async fn record_success(
         &self,
         app_id: &AppId,
         user_id: &UserId,
         method_id: &MethodId,
-    ) -> Result<Option<User>, StoreError>;
-    /// Atomically counts one wrong code; at `limit` the user is locked for `lock_seconds`.
+        now: Timestamp,
+    ) -> Result<SuccessOutcome, StoreError>;
+    /// Atomically counts one wrong code, unless the user is locked at `now` (`AlreadyLocked`,
+    /// nothing counted). The failure that brings the count to `limit` locks the user for
+    /// `lock_seconds` from `now` and starts the count again (`locked_now`). Of any number of
+    /// concurrent calls on an unlocked user whose count is `c`, exactly `limit - c` are
+    /// `Counted` (the last of them with `locked_now`) and the rest `AlreadyLocked`.
     async fn record_failure(
         &self,
         app_id: &AppId,
@@ -152,7 +182,7 @@ pub trait UserStore: Send + Sync {
         now: Timestamp,
         limit: u32,
         lock_seconds: i64,
-    ) -> Result<Option<User>, StoreError>;
+    ) -> Result<FailureOutcome, StoreError>;
     /// Deletes the user and its identifiers; returns whether it existed.
     async fn delete_user(&self, app_id: &AppId, user_id: &UserId) -> Result<bool, StoreError>;
 }
@@ -187,6 +217,16 @@ pub trait ChallengeStore: Send + Sync {
         now: Timestamp,
         max_attempts: u32,
     ) -> Result<Option<u32>, StoreError>;
+    /// Atomically undoes a `consume` whose request then failed: marks the code unused again, if
+    /// it is still the method's code `challenge_id` and marked used. Returns whether it did (a
+    /// replaced, deleted or unused code is left alone). Attempts and expiry are not touched, so
+    /// a restored code is live again only if it would have been without the consume.
+    async fn restore(
+        &self,
+        app_id: &AppId,
+        method_id: &MethodId,
+        challenge_id: &ChallengeId,
+    ) -> Result<bool, StoreError>;
     /// Deletes the method's code if it is still `challenge_id` (a newer one is kept).
     async fn delete_challenge(
         &self,

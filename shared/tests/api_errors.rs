@@ -15,8 +15,8 @@ use shared::ids::{AppId, MethodId, UserId};
 use shared::jwt::JwtKeys;
 use shared::model::User;
 use shared::ports::{
-    DeliveryError, EmailMessage, EmailSender, SmsMessage, SmsSender, StoreError, UserStore,
-    WriteError,
+    DeliveryError, EmailMessage, EmailSender, FailureOutcome, SmsMessage, SmsSender, StoreError,
+    SuccessOutcome, UserStore, WriteError,
 };
 use shared::random::SeededRandom;
 use shared::service::{Deps, InMemory, Keys, Limits, SendLimits, Settings};
@@ -945,7 +945,8 @@ impl UserStore for BrokenUserStore {
         _: &AppId,
         _: &UserId,
         _: &MethodId,
-    ) -> Result<Option<User>, StoreError> {
+        _: Timestamp,
+    ) -> Result<SuccessOutcome, StoreError> {
         Err(self.0.clone())
     }
     async fn record_failure(
@@ -955,7 +956,7 @@ impl UserStore for BrokenUserStore {
         _: Timestamp,
         _: u32,
         _: i64,
-    ) -> Result<Option<User>, StoreError> {
+    ) -> Result<FailureOutcome, StoreError> {
         Err(self.0.clone())
     }
     async fn delete_user(&self, _: &AppId, _: &UserId) -> Result<bool, StoreError> {

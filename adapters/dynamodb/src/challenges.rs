@@ -1,6 +1,7 @@
 //! `ChallengeStore`: a method's current code is the item `APP#<app>#METHOD#<method>` /
 //! `CHALLENGE`; a new code overwrites it. Consuming and counting a wrong attempt are each one
-//! conditional `UpdateItem` whose condition is the whole liveness check.
+//! conditional `UpdateItem` whose condition is the whole liveness check; restoring (undoing a
+//! consume) is one conditional `UpdateItem` on the id and the used mark.
 
 use std::collections::BTreeSet;
 
@@ -126,6 +127,39 @@ impl ChallengeStore for DynamoStore {
         {
             Some(updated) => Fields::new(&updated, "challenge").u32("attempts").map(Some),
             None => Ok(None),
+        }
+    }
+
+    async fn restore(
+        &self,
+        app_id: &AppId,
+        method_id: &MethodId,
+        challenge_id: &ChallengeId,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(challenge_key(app_id, method_id)))
+            .update_expression("SET #used = :false")
+            // Still this code (a newer one is kept), and used. A missing item fails it too.
+            .condition_expression("#cid = :cid AND #used = :true")
+            .expression_attribute_names("#cid", "challenge_id")
+            .expression_attribute_names("#used", "consumed")
+            .expression_attribute_values(":cid", s(challenge_id.as_str()))
+            .expression_attribute_values(":true", boolean(true))
+            .expression_attribute_values(":false", boolean(false))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error("UpdateItem", &e)),
         }
     }
 

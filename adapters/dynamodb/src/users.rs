@@ -9,7 +9,7 @@ use shared::clock::Timestamp;
 use shared::identifiers::Identifier;
 use shared::ids::{AppId, MethodId, UserId};
 use shared::model::User;
-use shared::ports::{StoreError, UserStore, WriteError};
+use shared::ports::{FailureOutcome, StoreError, SuccessOutcome, UserStore, WriteError};
 
 use crate::DynamoStore;
 use crate::db::{OPTIMISTIC_ATTEMPTS, TxOp, TxOutcome, backoff, contended};
@@ -33,6 +33,16 @@ fn put_if_absent(item: Item) -> TxOp {
     TxOp::put(item)
         .when("attribute_not_exists(#pk)")
         .name("#pk", keys::PK)
+}
+
+/// The user is not locked at `:now` (`User::active_lock`: a lock is in force while
+/// `lock_expires_at > now`). Needs the names and values of `not_locked`.
+const NOT_LOCKED: &str = "(attribute_not_exists(#le) OR #le <= :now)";
+
+fn not_locked(now: Timestamp) -> crate::db::Expr {
+    crate::db::Expr::new()
+        .name("#le", "lock_expires_at")
+        .value(":now", n(now.0))
 }
 
 /// The outcome of one conditional `UpdateItem` on a user.
@@ -209,8 +219,9 @@ impl UserStore for DynamoStore {
         app_id: &AppId,
         user_id: &UserId,
         method_id: &MethodId,
-    ) -> Result<Option<User>, StoreError> {
-        let expr = crate::db::Expr::new()
+        now: Timestamp,
+    ) -> Result<SuccessOutcome, StoreError> {
+        let expr = not_locked(now)
             .name("#pk", keys::PK)
             .name("#v", "verified")
             .name("#m", method_id.as_str())
@@ -224,13 +235,21 @@ impl UserStore for DynamoStore {
                 app_id,
                 user_id,
                 "SET #v.#m = :true, #st = :active, #fa = :zero",
-                "attribute_exists(#pk)",
+                &format!("attribute_exists(#pk) AND {NOT_LOCKED}"),
                 expr,
             )
             .await?
         {
-            Updated::Done(item) => item::user_from(&item).map(|stored| Some(stored.user)),
-            Updated::Refused(_) => Ok(None),
+            Updated::Done(item) => {
+                item::user_from(&item).map(|stored| SuccessOutcome::Recorded(stored.user))
+            }
+            Updated::Refused(None) => Ok(SuccessOutcome::UserGone),
+            Updated::Refused(Some(old)) => match item::user_from(&old)?.user.active_lock(now) {
+                Some(lock) => Ok(SuccessOutcome::Locked(lock)),
+                None => Err(StoreError::Other(
+                    "record_success: condition failed on an unlocked user".to_owned(),
+                )),
+            },
         }
     }
 
@@ -241,51 +260,74 @@ impl UserStore for DynamoStore {
         now: Timestamp,
         limit: u32,
         lock_seconds: i64,
-    ) -> Result<Option<User>, StoreError> {
+    ) -> Result<FailureOutcome, StoreError> {
+        // The count reaches at most `limit - 1`: the failure after that writes the lock (and a
+        // zero count) in the same conditional write, so a user is never "at the limit but not
+        // yet locked", and while locked nothing is counted.
+        let below = i64::from(limit) - 1;
         for attempt in 0..OPTIMISTIC_ATTEMPTS {
-            // Below the limit: one atomic increment.
-            let expr = crate::db::Expr::new()
+            // Below the limit and not locked: one atomic increment.
+            let expr = not_locked(now)
                 .name("#pk", keys::PK)
                 .name("#fa", "failed_attempts")
                 .value(":one", n(1))
-                .value(":below", n(i64::from(limit) - 1));
-            let seen = match self
+                .value(":below", n(below));
+            let refused = match self
                 .update_user(
                     app_id,
                     user_id,
                     "ADD #fa :one",
-                    "attribute_exists(#pk) AND #fa < :below",
+                    &format!("attribute_exists(#pk) AND #fa < :below AND {NOT_LOCKED}"),
                     expr,
                 )
                 .await?
             {
-                Updated::Done(item) => return item::user_from(&item).map(|s| Some(s.user)),
-                Updated::Refused(None) => return Ok(None),
-                Updated::Refused(Some(old)) => item::user_from(&old)?.user.failed_attempts,
+                Updated::Done(item) => {
+                    return item::user_from(&item).map(|stored| FailureOutcome::Counted {
+                        user: stored.user,
+                        locked_now: false,
+                    });
+                }
+                Updated::Refused(None) => return Ok(FailureOutcome::UserGone),
+                Updated::Refused(Some(old)) => item::user_from(&old)?.user,
             };
-            // This failure reaches the limit: lock and start the count again, if the count is
-            // still the one seen (else another failure came first: count again).
-            let expr = crate::db::Expr::new()
+            if let Some(lock) = refused.active_lock(now) {
+                return Ok(FailureOutcome::AlreadyLocked(lock));
+            }
+            // Not locked, so the count is at `limit - 1` (or above, if the limit was lowered):
+            // this failure reaches the limit. Lock and start the count again, if the user is
+            // still unlocked and at the limit (else a success reset the count meanwhile:
+            // count again; or another failure locked first: nothing to count).
+            let expr = not_locked(now)
+                .name("#pk", keys::PK)
                 .name("#fa", "failed_attempts")
                 .name("#lc", "lock_created_at")
-                .name("#le", "lock_expires_at")
-                .value(":seen", n(seen))
+                .value(":below", n(below))
                 .value(":zero", n(0))
-                .value(":now", n(now.0))
                 .value(":until", n(now.plus_seconds(lock_seconds).0));
             match self
                 .update_user(
                     app_id,
                     user_id,
                     "SET #fa = :zero, #lc = :now, #le = :until",
-                    "#fa = :seen",
+                    &format!("attribute_exists(#pk) AND #fa >= :below AND {NOT_LOCKED}"),
                     expr,
                 )
                 .await?
             {
-                Updated::Done(item) => return item::user_from(&item).map(|s| Some(s.user)),
-                Updated::Refused(None) => return Ok(None),
-                Updated::Refused(Some(_)) => backoff(attempt).await,
+                Updated::Done(item) => {
+                    return item::user_from(&item).map(|stored| FailureOutcome::Counted {
+                        user: stored.user,
+                        locked_now: true,
+                    });
+                }
+                Updated::Refused(None) => return Ok(FailureOutcome::UserGone),
+                Updated::Refused(Some(old)) => {
+                    if let Some(lock) = item::user_from(&old)?.user.active_lock(now) {
+                        return Ok(FailureOutcome::AlreadyLocked(lock));
+                    }
+                    backoff(attempt).await;
+                }
             }
         }
         Err(contended("record_failure"))

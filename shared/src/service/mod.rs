@@ -69,27 +69,34 @@ impl SendLimits {
     /// Reads `SEND_COOLDOWN_SECONDS`, `SEND_WINDOW_MAX`, `SEND_WINDOW_SECONDS` and
     /// `IP_WINDOW_MAX` through `lookup` (the environment); an unset one keeps its default.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        fn read<T: std::str::FromStr + PartialOrd + Default>(
+        // `minimum` is 0 for the cooldown (0 turns it off) and 1 for the others.
+        fn read<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
             lookup: &impl Fn(&str) -> Option<String>,
             name: &str,
             default: T,
+            minimum: T,
         ) -> Result<T, String> {
             match lookup(name).filter(|v| !v.trim().is_empty()) {
                 None => Ok(default),
                 Some(text) => match text.trim().parse::<T>() {
-                    Ok(value) if value > T::default() => Ok(value),
+                    Ok(value) if value >= minimum => Ok(value),
                     _ => Err(format!(
-                        "{name} must be a positive whole number, not {text:?}"
+                        "{name} must be a whole number of at least {minimum}, not {text:?}"
                     )),
                 },
             }
         }
         let defaults = SendLimits::default();
         Ok(SendLimits {
-            cooldown_seconds: read(&lookup, "SEND_COOLDOWN_SECONDS", defaults.cooldown_seconds)?,
-            window_max: read(&lookup, "SEND_WINDOW_MAX", defaults.window_max)?,
-            window_seconds: read(&lookup, "SEND_WINDOW_SECONDS", defaults.window_seconds)?,
-            ip_window_max: read(&lookup, "IP_WINDOW_MAX", defaults.ip_window_max)?,
+            cooldown_seconds: read(
+                &lookup,
+                "SEND_COOLDOWN_SECONDS",
+                defaults.cooldown_seconds,
+                0,
+            )?,
+            window_max: read(&lookup, "SEND_WINDOW_MAX", defaults.window_max, 1)?,
+            window_seconds: read(&lookup, "SEND_WINDOW_SECONDS", defaults.window_seconds, 1)?,
+            ip_window_max: read(&lookup, "IP_WINDOW_MAX", defaults.ip_window_max, 1)?,
         })
     }
 }
@@ -197,6 +204,13 @@ mod tests {
         assert_eq!(limits.ip_window_max, 50);
         assert_eq!(limits.window_max, 5);
         assert!(SendLimits::from_lookup(|_| Some("0".into())).is_err());
+        let no_cooldown = |name: &str| (name == "SEND_COOLDOWN_SECONDS").then(|| "0".to_owned());
+        assert_eq!(
+            SendLimits::from_lookup(no_cooldown)
+                .unwrap()
+                .cooldown_seconds,
+            0
+        );
         assert!(SendLimits::from_lookup(|_| Some("many".into())).is_err());
     }
 }

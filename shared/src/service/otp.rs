@@ -10,7 +10,8 @@ use crate::model::{
     TestIdentifier, User, UserStatus,
 };
 use crate::ports::{
-    CodeForOutbox, EmailMessage, RateCounter, RateDecision, RateHit, SmsMessage, WriteError,
+    CodeForOutbox, EmailMessage, FailureOutcome, RateCounter, RateDecision, RateHit, SmsMessage,
+    SuccessOutcome, WriteError,
 };
 use crate::random::random_digits;
 use crate::service::Deps;
@@ -568,7 +569,10 @@ pub struct AuthenticateOutcome {
     pub session: Option<IssuedSession>,
 }
 
-/// Checks a code. Of any number of concurrent calls with the right code exactly one succeeds.
+/// Checks a code. Of any number of concurrent calls with the right code at most one succeeds
+/// (exactly one, unless the user is locked); none succeeds while the user is locked, and of any
+/// number of concurrent wrong codes at most the lock threshold are answered 404 per lock. A code
+/// consumed by a request that then fails is given back, so that the retry works.
 pub async fn authenticate(
     deps: &Deps,
     app: &App,
@@ -615,6 +619,8 @@ pub async fn authenticate(
         None
     };
     let now = deps.clock.now();
+    // A quick refusal on the user as read (which may be stale): the lock is enforced
+    // atomically by `record_failure` and `record_success` below.
     if let Some(lock) = user.active_lock(now) {
         return Err(Error::UserLockLimitReached {
             retry_after_seconds: retry_after(now, lock.expires_at),
@@ -657,7 +663,10 @@ pub async fn authenticate(
         else {
             return Err(Error::UnableToAuthOtpCode);
         };
-        let after = deps
+        // The user's count is the gate: it counts only while the user is not locked, so of any
+        // number of concurrent wrong codes at most `user_lock_threshold` are answered 404 per
+        // lock, whatever the (possibly stale) user read above said.
+        return match deps
             .users
             .record_failure(
                 &app.id,
@@ -666,13 +675,21 @@ pub async fn authenticate(
                 limits.user_lock_threshold,
                 limits.user_lock_seconds,
             )
-            .await?;
-        if after.as_ref().and_then(|u| u.active_lock(now)).is_some() {
-            tracing::warn!(app_id = %app.id, user_id = %user.id, "user locked after too many wrong codes");
-        }
-        return Err(Error::OtpCodeNotFound {
-            attempts_remaining: Some(limits.max_code_attempts.saturating_sub(attempts)),
-        });
+            .await?
+        {
+            FailureOutcome::Counted { locked_now, .. } => {
+                if locked_now {
+                    tracing::warn!(app_id = %app.id, user_id = %user.id, "user locked after too many wrong codes");
+                }
+                Err(Error::OtpCodeNotFound {
+                    attempts_remaining: Some(limits.max_code_attempts.saturating_sub(attempts)),
+                })
+            }
+            FailureOutcome::AlreadyLocked(lock) => Err(Error::UserLockLimitReached {
+                retry_after_seconds: retry_after(now, lock.expires_at),
+            }),
+            FailureOutcome::UserGone => Err(not_found),
+        };
     }
     if !deps
         .challenges
@@ -687,12 +704,57 @@ pub async fn authenticate(
     {
         return Err(Error::UnableToAuthOtpCode);
     }
-    let user = deps
+    let outcome = complete(
+        deps, app, &user.id, &method_id, &challenge, now, &request, extending, duration,
+    )
+    .await;
+    if let Err(error) = &outcome {
+        // Nothing was granted for the spent code: give it back, so that the retry works. The
+        // answer stays the original error, whatever happens here.
+        match deps
+            .challenges
+            .restore(&app.id, &method_id, &challenge.id)
+            .await
+        {
+            Ok(restored) => {
+                tracing::info!(app_id = %app.id, method_id = %method_id, restored, error = %error, "authenticate failed after the code was consumed");
+            }
+            Err(e) => {
+                tracing::error!(app_id = %app.id, method_id = %method_id, error = %e, original = %error, "could not give back a consumed code after a failed authenticate");
+            }
+        }
+    }
+    outcome
+}
+
+/// What follows a consumed code: records the success (unless the user is locked) and starts or
+/// extends the session. On an error the caller gives the code back.
+#[allow(clippy::too_many_arguments)]
+async fn complete(
+    deps: &Deps,
+    app: &App,
+    user_id: &UserId,
+    method_id: &MethodId,
+    challenge: &Challenge,
+    now: crate::clock::Timestamp,
+    request: &AuthenticateRequest,
+    extending: Option<(crate::model::Session, String)>,
+    duration: Option<i64>,
+) -> Result<AuthenticateOutcome, Error> {
+    let user = match deps
         .users
-        .record_success(&app.id, &user.id, &method_id)
+        .record_success(&app.id, user_id, method_id, now)
         .await?
-        .ok_or(Error::UserNotFound)?;
-    let identifier = user.identifier_of(&method_id).ok_or(Error::UserNotFound)?;
+    {
+        SuccessOutcome::Recorded(user) => user,
+        SuccessOutcome::Locked(lock) => {
+            return Err(Error::UserLockLimitReached {
+                retry_after_seconds: retry_after(now, lock.expires_at),
+            });
+        }
+        SuccessOutcome::UserGone => return Err(Error::UserNotFound),
+    };
+    let identifier = user.identifier_of(method_id).ok_or(Error::UserNotFound)?;
     let grant = SessionGrant {
         factor: AuthenticationFactor {
             method_id: method_id.clone(),
@@ -734,7 +796,7 @@ pub async fn authenticate(
     tracing::info!(app_id = %app.id, user_id = %user.id, method_id = %method_id, "code authenticated");
     Ok(AuthenticateOutcome {
         user,
-        method_id,
+        method_id: method_id.clone(),
         session,
     })
 }

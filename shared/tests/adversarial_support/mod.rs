@@ -26,9 +26,9 @@ use shared::model::{
     App, AppSecret, Challenge, Channel, LoginConfig, Session, Template, TestIdentifier, User,
 };
 use shared::ports::{
-    AppStore, ChallengeStore, ConfigStore, DeliveryError, EmailMessage, EmailSender, RateCounter,
-    RateDecision, RateHit, RateLimitStore, SessionStore, SmsMessage, SmsSender, StoreError,
-    UserStore, WriteError,
+    AppStore, ChallengeStore, ConfigStore, DeliveryError, EmailMessage, EmailSender,
+    FailureOutcome, RateCounter, RateDecision, RateHit, RateLimitStore, SessionStore, SmsMessage,
+    SmsSender, StoreError, SuccessOutcome, UserStore, WriteError,
 };
 use shared::random::SeededRandom;
 use shared::service::{Deps, InMemory, Keys, Limits, SendLimits, Settings};
@@ -351,9 +351,12 @@ impl UserStore for Faulty<MemoryStore> {
         app_id: &AppId,
         user_id: &UserId,
         method_id: &MethodId,
-    ) -> Result<Option<User>, StoreError> {
+        now: Timestamp,
+    ) -> Result<SuccessOutcome, StoreError> {
         self.plan.gate("users.record_success").await?;
-        self.inner.record_success(app_id, user_id, method_id).await
+        self.inner
+            .record_success(app_id, user_id, method_id, now)
+            .await
     }
     async fn record_failure(
         &self,
@@ -362,7 +365,7 @@ impl UserStore for Faulty<MemoryStore> {
         now: Timestamp,
         limit: u32,
         lock_seconds: i64,
-    ) -> Result<Option<User>, StoreError> {
+    ) -> Result<FailureOutcome, StoreError> {
         self.plan.gate("users.record_failure").await?;
         self.inner
             .record_failure(app_id, user_id, now, limit, lock_seconds)
@@ -413,6 +416,15 @@ impl ChallengeStore for Faulty<MemoryStore> {
         self.inner
             .record_wrong_attempt(app_id, method_id, challenge_id, now, max_attempts)
             .await
+    }
+    async fn restore(
+        &self,
+        app_id: &AppId,
+        method_id: &MethodId,
+        challenge_id: &ChallengeId,
+    ) -> Result<bool, StoreError> {
+        self.plan.gate("challenges.restore").await?;
+        self.inner.restore(app_id, method_id, challenge_id).await
     }
     async fn delete_challenge(
         &self,
