@@ -9,22 +9,27 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::response::Response;
+use delivery_aws::{SesEmail, SnsSms};
 use http::{HeaderValue, Method, header};
 use serde_json::json;
 use shared::api::{
     ApiRequest, ApiResponse, MAX_BODY_BYTES, RouteMatch, find_route, handle, unrouted,
 };
+use shared::clock::SystemClock;
 use shared::crypto::{CodeHasher, ManagementKeyHash};
 use shared::jwt::JwtKeys;
 use shared::memory::Outbox;
 use shared::model::Channel;
+use shared::ports::LogTestMessages;
 use shared::random::{OsRandom, Random};
 use shared::service::management::{self, LoginConfigInput};
 use shared::service::{Deps, InMemory, Keys, Limits, SendLimits, Settings};
+use store_dynamodb::DynamoStore;
 
 struct Server {
     deps: Deps,
-    outbox: Arc<Outbox>,
+    /// The development outbox; absent on the AWS backend, where messages go to SNS and SES.
+    outbox: Option<Arc<Outbox>>,
 }
 
 fn query_map(query: Option<&str>) -> HashMap<String, String> {
@@ -74,8 +79,11 @@ fn into_response(api: ApiResponse) -> Response {
 async fn serve(State(server): State<Arc<Server>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
-    if path == "/_dev/outbox" && parts.method == Method::GET {
-        let body = json!({"messages": server.outbox.messages()});
+    if let Some(outbox) = &server.outbox
+        && path == "/_dev/outbox"
+        && parts.method == Method::GET
+    {
+        let body = json!({"messages": outbox.messages()});
         let mut response = Response::new(Body::from(body.to_string()));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -139,14 +147,66 @@ async fn create_development_app(deps: &Deps) -> Result<(String, String), shared:
     Ok((app.id.to_string(), secret))
 }
 
+/// The AWS adapters: DynamoDB table `TABLE_NAME` (created with its TTL setting if absent), SNS,
+/// and SES v2 sending from `SES_FROM`. Against a local stand-in (`AWS_ENDPOINT_URL` set) the
+/// From identity is created too. Endpoint, region and credentials come from the standard AWS
+/// environment variables.
+async fn aws_deps(keys: Keys, settings: Settings) -> Deps {
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let table = env_or("TABLE_NAME", "otp-login-local");
+    let store = Arc::new(DynamoStore::from_sdk_config(&aws, &table));
+    store_dynamodb::create_table(&DynamoStore::client(&aws), &table)
+        .await
+        .unwrap_or_else(|e| fail(format!("cannot create or open the table {table}: {e}")));
+    if std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()) {
+        let ses = aws_sdk_sesv2::Client::new(&aws);
+        let from = settings.default_email_from.clone();
+        // An identity that exists already is fine.
+        if let Err(e) = ses
+            .create_email_identity()
+            .email_identity(&from)
+            .send()
+            .await
+            && !e
+                .as_service_error()
+                .is_some_and(|e| e.is_already_exists_exception())
+        {
+            fail(format!("cannot create the SES identity {from}: {e}"));
+        }
+    }
+    Deps {
+        apps: store.clone(),
+        configs: store.clone(),
+        users: store.clone(),
+        challenges: store.clone(),
+        sessions: store.clone(),
+        rate_limits: store,
+        sms: Arc::new(SnsSms::from_sdk_config(&aws)),
+        email: Arc::new(SesEmail::from_sdk_config(
+            &aws,
+            std::env::var("SES_CONFIGURATION_SET")
+                .ok()
+                .filter(|v| !v.is_empty()),
+        )),
+        test_messages: Arc::new(LogTestMessages),
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+        keys: Arc::new(keys),
+        settings,
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
 
-    if env_or("LOCAL_BACKEND", "memory") != "memory" {
-        fail("only LOCAL_BACKEND=memory is available in this build".into());
+    let backend = env_or("LOCAL_BACKEND", "memory");
+    if backend != "memory" && backend != "aws" {
+        fail(format!(
+            "LOCAL_BACKEND must be memory or aws, not {backend:?}"
+        ));
     }
     let port: u16 = env_or("PORT", "3000")
         .parse()
@@ -155,10 +215,16 @@ async fn main() {
     let public_base_url = env_or("PUBLIC_BASE_URL", &format!("http://127.0.0.1:{port}"))
         .trim_end_matches('/')
         .to_owned();
-    // A fresh code key and JWT key per start: the store starts empty too.
-    let mut code_key = [0u8; 32];
-    OsRandom.fill_bytes(&mut code_key);
-    let code_hasher = CodeHasher::new(&code_key).unwrap_or_else(|e| fail(e));
+    // Keys from the environment when given (data in DynamoDB outlives a restart), else fresh.
+    let code_hasher = match std::env::var("CODE_HASH_KEY") {
+        Ok(key) if !key.trim().is_empty() => CodeHasher::new(key.as_bytes()),
+        _ => {
+            let mut code_key = [0u8; 32];
+            OsRandom.fill_bytes(&mut code_key);
+            CodeHasher::new(&code_key)
+        }
+    }
+    .unwrap_or_else(|e| fail(e));
     let jwt = match std::env::var("JWT_SIGNING_KEY_PEM") {
         Ok(pem) if !pem.trim().is_empty() => JwtKeys::from_pem(&pem),
         _ => JwtKeys::generate(),
@@ -178,19 +244,21 @@ async fn main() {
             ..Limits::default()
         },
     };
-    let in_memory = InMemory::new(keys, settings);
-    let (app_id, secret) = create_development_app(&in_memory.deps)
+    let (deps, outbox) = if backend == "aws" {
+        (aws_deps(keys, settings).await, None)
+    } else {
+        let in_memory = InMemory::new(keys, settings);
+        (in_memory.deps, Some(in_memory.outbox))
+    };
+    let (app_id, secret) = create_development_app(&deps)
         .await
         .unwrap_or_else(|e| fail(format!("could not create the development app: {e}")));
-    let server = Arc::new(Server {
-        deps: in_memory.deps,
-        outbox: in_memory.outbox,
-    });
-    let router = Router::new().fallback(serve).with_state(server);
+    let server = Arc::new(Server { deps, outbox });
+    let router = Router::new().fallback(serve).with_state(server.clone());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap_or_else(|e| fail(format!("cannot listen on 127.0.0.1:{port}: {e}")));
-    println!("local-api listening on {public_base_url}");
+    println!("local-api listening on {public_base_url} ({backend} backend)");
     println!(
         "management key: MANAGEMENT_KEY={}",
         if management_key == "dev-management-key" {
@@ -201,7 +269,9 @@ async fn main() {
     );
     println!("development app: APP_ID={app_id}");
     println!("development app: APP_SECRET={secret}");
-    println!("outbox: {public_base_url}/_dev/outbox");
+    if server.outbox.is_some() {
+        println!("outbox: {public_base_url}/_dev/outbox");
+    }
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

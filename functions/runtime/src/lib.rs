@@ -3,14 +3,19 @@
 
 use std::sync::Arc;
 
+use aws_config::SdkConfig;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response, service_fn};
 use shared::api::{ApiRequest, ApiResponse, RouteId, handle};
 use shared::clock::SystemClock;
 use shared::crypto::{CodeHasher, ManagementKeyHash};
 use shared::jwt::JwtKeys;
+use shared::ports::{
+    DeliveryError, EmailMessage, EmailSender, LogTestMessages, SmsMessage, SmsSender,
+};
 use shared::random::OsRandom;
-use shared::service::{Deps, InMemory, Keys, Limits, SendLimits, Settings};
+use shared::service::{Deps, Keys, Limits, SendLimits, Settings};
+use store_dynamodb::DynamoStore;
 
 /// Converts an API Gateway request into the handlers' request.
 pub fn api_request(request: Request) -> ApiRequest {
@@ -104,7 +109,14 @@ pub fn keys_and_settings_from_env() -> Result<(Keys, Settings), Error> {
     let management_key = ManagementKeyHash::from_hex(&required_env("MANAGEMENT_KEY_SHA256")?)
         .ok_or("MANAGEMENT_KEY_SHA256 must be the 64 hex digits of the key's SHA-256")?;
     let code_hasher = CodeHasher::new(required_env("CODE_HASH_KEY")?.as_bytes())?;
-    let jwt = JwtKeys::from_pem(&required_env("JWT_SIGNING_KEY_PEM")?)?;
+    // A PEM passed through a one-line deploy parameter may carry `\n` for its line breaks.
+    let pem = required_env("JWT_SIGNING_KEY_PEM")?;
+    let pem = if pem.contains('\n') {
+        pem
+    } else {
+        pem.replace("\\n", "\n")
+    };
+    let jwt = JwtKeys::from_pem(&pem)?;
     // Unset: each request's own API Gateway domain is the issuer (a stack cannot pass its
     // HTTP API's URL to its own functions without a circular dependency).
     let public_base_url = std::env::var("PUBLIC_BASE_URL")
@@ -131,17 +143,83 @@ pub fn keys_and_settings_from_env() -> Result<(Keys, Settings), Error> {
     ))
 }
 
-/// Builds a function's dependencies. Until the DynamoDB, SNS and SES adapters exist, functions
-/// run on the in-memory adapters, so each Lambda instance has its own state.
-pub fn deps_from_env() -> Result<Deps, Error> {
-    let (keys, settings) = keys_and_settings_from_env()?;
-    tracing::warn!("running on the in-memory store: state lives only in this Lambda instance");
-    Ok(InMemory::with(keys, settings, Arc::new(SystemClock), Arc::new(OsRandom)).deps)
+/// What a function that sends codes plugs in: its SMS and email senders, built from the AWS
+/// configuration loaded once in `main`.
+pub struct Delivery {
+    pub sms: Arc<dyn SmsSender>,
+    pub email: Arc<dyn EmailSender>,
 }
 
-/// The whole `main` of a function: logs, configuration, then serve `route`.
+/// The senders of a function that never sends a code (every route but the four sends): it
+/// does not link the SNS and SES SDKs, and a call here would be a routing bug.
+struct NoDelivery;
+
+#[async_trait::async_trait]
+impl SmsSender for NoDelivery {
+    async fn send_sms(&self, _: &SmsMessage) -> Result<(), DeliveryError> {
+        Err(DeliveryError("this function does not deliver SMS".into()))
+    }
+}
+
+#[async_trait::async_trait]
+impl EmailSender for NoDelivery {
+    async fn send_email(&self, _: &EmailMessage) -> Result<(), DeliveryError> {
+        Err(DeliveryError("this function does not deliver email".into()))
+    }
+}
+
+/// A function's dependencies on DynamoDB (`table`) and the given senders. Messages to test
+/// identifiers go to the log, marked `test: true`.
+pub fn aws_deps(
+    aws: &SdkConfig,
+    delivery: Delivery,
+    keys: Keys,
+    settings: Settings,
+    table: &str,
+) -> Deps {
+    let store = Arc::new(DynamoStore::from_sdk_config(aws, table));
+    Deps {
+        apps: store.clone(),
+        configs: store.clone(),
+        users: store.clone(),
+        challenges: store.clone(),
+        sessions: store.clone(),
+        rate_limits: store,
+        sms: delivery.sms,
+        email: delivery.email,
+        test_messages: Arc::new(LogTestMessages),
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+        keys: Arc::new(keys),
+        settings,
+    }
+}
+
+/// `aws_deps` with the keys, settings and table (`TABLE_NAME`) from the environment.
+pub fn deps_from_env(aws: &SdkConfig, delivery: Delivery) -> Result<Deps, Error> {
+    let (keys, settings) = keys_and_settings_from_env()?;
+    let table = required_env("TABLE_NAME")?;
+    Ok(aws_deps(aws, delivery, keys, settings, &table))
+}
+
+/// The whole `main` of a function that sends no code: logs, configuration, AWS clients (once
+/// per cold start), then serve `route`.
 pub async fn serve(route: RouteId) -> Result<(), Error> {
+    serve_delivering(route, |_| Delivery {
+        sms: Arc::new(NoDelivery),
+        email: Arc::new(NoDelivery),
+    })
+    .await
+}
+
+/// The whole `main` of a function that sends codes: as `serve`, with the senders `delivery`
+/// builds from the loaded AWS configuration.
+pub async fn serve_delivering(
+    route: RouteId,
+    delivery: impl FnOnce(&SdkConfig) -> Delivery,
+) -> Result<(), Error> {
     init_tracing();
-    let deps = deps_from_env()?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deps = deps_from_env(&aws, delivery(&aws))?;
     run(route, deps).await
 }

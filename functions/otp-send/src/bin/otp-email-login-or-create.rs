@@ -4,5 +4,9 @@ use shared::api::RouteId;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    function_runtime::serve(RouteId::EmailLoginOrCreate).await
+    function_runtime::serve_delivering(
+        RouteId::EmailLoginOrCreate,
+        otp_send_functions::aws_delivery,
+    )
+    .await
 }

@@ -4,5 +4,5 @@ use shared::api::RouteId;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    function_runtime::serve(RouteId::EmailSend).await
+    function_runtime::serve_delivering(RouteId::EmailSend, otp_send_functions::aws_delivery).await
 }

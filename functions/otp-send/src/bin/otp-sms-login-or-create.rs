@@ -4,5 +4,6 @@ use shared::api::RouteId;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    function_runtime::serve(RouteId::SmsLoginOrCreate).await
+    function_runtime::serve_delivering(RouteId::SmsLoginOrCreate, otp_send_functions::aws_delivery)
+        .await
 }
