@@ -454,7 +454,18 @@ async fn write_and_deliver(
         consumed: false,
         test_identifier: test.as_ref().map(|t| t.id.clone()),
     };
-    deps.challenges.put_challenge(&challenge).await?;
+    if let Err(error) = deps.challenges.put_challenge(&challenge).await {
+        // The write may have landed with its answer lost: a code nobody received must not stay
+        // usable. The delete only removes this challenge, never a newer one.
+        if let Err(cleanup) = deps
+            .challenges
+            .delete_challenge(&app.id, &method_id, &challenge.id)
+            .await
+        {
+            tracing::warn!(app_id = %app.id, method_id = %method_id, error = %cleanup, "could not remove a code whose write failed");
+        }
+        return Err(error.into());
+    }
 
     let message = render(
         channel,
