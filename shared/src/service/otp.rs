@@ -646,12 +646,15 @@ pub async fn authenticate(
     // A test identifier's code stops working when the test identifier ends or is deleted.
     let test_valid = match &challenge.test_identifier {
         None => true,
-        Some(id) => deps
-            .configs
-            .list_test_identifiers(&app.id)
-            .await?
-            .iter()
-            .any(|t| &t.id == id && t.valid_until > now),
+        // One lookup by the method's identifier (a GetItem), not a listing of the app's.
+        Some(id) => match user.identifier_of(&method_id) {
+            Some(identifier) => deps
+                .configs
+                .find_test_identifier(&app.id, &identifier)
+                .await?
+                .is_some_and(|t| &t.id == id && t.valid_until > now),
+            None => false,
+        },
     };
     let matches = test_valid
         && deps.keys.code_hasher.matches(
