@@ -23,7 +23,9 @@ use shared::model::Channel;
 use shared::ports::LogTestMessages;
 use shared::random::{OsRandom, Random};
 use shared::service::management::{self, LoginConfigInput};
-use shared::service::{Deps, InMemory, Keys, Limits, SendLimits, Settings};
+use shared::service::{
+    AppCache, Deps, InMemory, Keys, Limits, SendLimits, Settings, app_cache_seconds_from_lookup,
+};
 use store_dynamodb::DynamoStore;
 
 struct Server {
@@ -177,10 +179,8 @@ async fn aws_deps(keys: Keys, settings: Settings) -> Deps {
     Deps {
         apps: store.clone(),
         configs: store.clone(),
-        users: store.clone(),
-        challenges: store.clone(),
-        sessions: store.clone(),
-        rate_limits: store,
+        login: store,
+        app_cache: Arc::new(AppCache::new(settings.app_cache_seconds)),
         sms: Arc::new(SnsSms::from_sdk_config(&aws)),
         email: Arc::new(SesEmail::from_sdk_config(
             &aws,
@@ -243,6 +243,8 @@ async fn main() {
                 .unwrap_or_else(|e| fail(e)),
             ..Limits::default()
         },
+        app_cache_seconds: app_cache_seconds_from_lookup(|name| std::env::var(name).ok())
+            .unwrap_or_else(|e| fail(e)),
     };
     let (deps, outbox) = if backend == "aws" {
         (aws_deps(keys, settings).await, None)

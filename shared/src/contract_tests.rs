@@ -34,16 +34,16 @@ use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::crypto::Hash32;
 use crate::identifiers::{EmailAddress, Identifier, PhoneNumber};
 use crate::ids::{
-    AppId, ChallengeId, ConfigId, EmailId, MethodId, PhoneId, SecretId, SessionId, TemplateId,
-    TestIdentifierId, UserId,
+    AppId, ChallengeId, ConfigId, EmailId, Home, MethodId, PhoneId, RequestId, SecretId, SessionId,
+    TemplateId, TestIdentifierId, UserId,
 };
 use crate::model::{
-    App, AppSecret, AuthenticationFactor, Challenge, Channel, LoginConfig, Session,
-    SessionAttributes, Template, TestIdentifier, User, UserStatus,
+    App, AppSecret, AuthenticationFactor, Challenge, Channel, Codes, Lock, LoginConfig, Owner,
+    SendCounter, Session, SessionAttributes, Template, TestIdentifier, User, UserStatus,
 };
 use crate::ports::{
-    AppStore, ChallengeStore, ConfigStore, FailureOutcome, RateCounter, RateDecision, RateHit,
-    RateLimitStore, SessionStore, SuccessOutcome, UserStore, WriteError,
+    AppStore, CommitError, CommitToken, ConfigStore, Conflict, Expect, HomeRecords, Key,
+    LoginStore, Record, Versioned, Write, WriteError,
 };
 use crate::random::{OsRandom, Random};
 
@@ -77,10 +77,11 @@ fn email(local: &str) -> Identifier {
     )
 }
 
-fn new_method_id(identifier: &Identifier) -> MethodId {
+/// A method id in `home` (a user's methods live in the user's home).
+fn new_method_id(identifier: &Identifier, home: Home) -> MethodId {
     match identifier {
-        Identifier::Phone(_) => MethodId::Phone(PhoneId::generate(rnd())),
-        Identifier::Email(_) => MethodId::Email(EmailId::generate(rnd())),
+        Identifier::Phone(_) => MethodId::Phone(PhoneId::generate_in(rnd(), home)),
+        Identifier::Email(_) => MethodId::Email(EmailId::generate_in(rnd(), home)),
     }
 }
 
@@ -156,9 +157,10 @@ fn user_of(
     status: UserStatus,
     at: Timestamp,
 ) -> (User, MethodId) {
-    let method_id = new_method_id(identifier);
+    let id = UserId::generate(rnd());
+    let method_id = new_method_id(identifier, id.home());
     let mut user = User {
-        id: UserId::generate(rnd()),
+        id,
         app_id: app_id.clone(),
         status,
         created_at: at,
@@ -171,13 +173,14 @@ fn user_of(
     (user, method_id)
 }
 
-fn challenge_of(app_id: &AppId, method_id: &MethodId, at: Timestamp) -> Challenge {
+/// A live code of `user`'s method.
+fn challenge_for(user: &User, method_id: &MethodId, at: Timestamp) -> Challenge {
     let id = ChallengeId::generate(rnd());
     Challenge {
         hash_context: id.as_str().to_owned(),
         id,
-        app_id: app_id.clone(),
-        user_id: UserId::generate(rnd()),
+        app_id: user.app_id.clone(),
+        user_id: user.id.clone(),
         method_id: method_id.clone(),
         channel: match method_id {
             MethodId::Phone(_) => Channel::Sms,
@@ -194,12 +197,14 @@ fn challenge_of(app_id: &AppId, method_id: &MethodId, at: Timestamp) -> Challeng
     }
 }
 
+/// A live session of `user_id`, in its home.
 fn session_of(app_id: &AppId, user_id: &UserId, at: Timestamp) -> Session {
     let identifier = phone(1);
     let mut custom_claims = serde_json::Map::new();
     custom_claims.insert("plan".to_owned(), json!({"tier": "gold", "seats": 3}));
+    let home = user_id.home();
     Session {
-        id: SessionId::generate(rnd()),
+        id: SessionId::generate_in(rnd(), home),
         app_id: app_id.clone(),
         user_id: user_id.clone(),
         token_hash: random_hash(),
@@ -212,7 +217,7 @@ fn session_of(app_id: &AppId, user_id: &UserId, at: Timestamp) -> Session {
         },
         custom_claims,
         authentication_factors: vec![AuthenticationFactor {
-            method_id: new_method_id(&identifier),
+            method_id: new_method_id(&identifier, home),
             identifier,
             last_authenticated_at: at,
         }],
@@ -298,6 +303,10 @@ pub async fn app_secrets_add_list_delete(store: &dyn AppStore) {
         "a second delete reports that the secret did not exist"
     );
     assert!(
+        is_conflict(&store.delete_secret(&app.id, &second.id).await),
+        "the app's last secret is kept"
+    );
+    assert!(
         !store
             .delete_secret(&app.id, &other_secret.id)
             .await
@@ -350,6 +359,55 @@ pub async fn app_secret_touch(store: &dyn AppStore) {
         store.list_secrets(&app.id).await.expect("list").len(),
         1,
         "touching a deleted secret must not recreate it"
+    );
+}
+
+/// `load_app` reads the app with its secrets, login configs, templates and SMS countries in one
+/// go (never its test identifiers); `None` for an unknown app.
+pub async fn app_load_app(store: &dyn AllStores) {
+    let at = now();
+    let (app, secret) = app_with_secret(at);
+    store.create_app(&app, &secret).await.expect("create_app");
+    let template = template_of(&app.id, Channel::Sms, at);
+    store.put_template(&template).await.expect("put_template");
+    let mut sms = config_of(&app.id, Channel::Sms, true, at);
+    sms.template_id = Some(template.id.clone());
+    store.put_config(&sms).await.expect("put_config");
+    let email = config_of(&app.id, Channel::Email, false, at);
+    store.put_config(&email).await.expect("put_config");
+    store
+        .put_test_identifier(&test_identifier_of(&app.id, phone(9), at))
+        .await
+        .expect("put_test_identifier");
+    let data = store
+        .load_app(&app.id)
+        .await
+        .expect("load_app")
+        .expect("the app");
+    assert_eq!(data.app, app);
+    assert_eq!(data.secrets, vec![secret]);
+    assert_eq!(
+        sorted_by_key(data.configs, |c| c.id.clone()),
+        sorted_by_key(vec![sms, email], |c| c.id.clone())
+    );
+    assert_eq!(data.templates, vec![template]);
+    assert_eq!(data.sms_countries, None);
+    store
+        .put_sms_countries(&app.id, Some(vec!["1".into(), "44".into()]))
+        .await
+        .expect("put_sms_countries");
+    let data = store
+        .load_app(&app.id)
+        .await
+        .expect("load_app")
+        .expect("app");
+    assert_eq!(data.sms_countries, Some(vec!["1".into(), "44".into()]));
+    assert_eq!(
+        store
+            .load_app(&AppId::generate(rnd()))
+            .await
+            .expect("load_app"),
+        None
     );
 }
 
@@ -417,9 +475,23 @@ pub async fn config_put_get_list_delete(store: &dyn ConfigStore) {
     );
 }
 
+/// The default config of an app and channel, as the app's settings show it (at most one).
+async fn default_config(
+    store: &dyn ConfigStore,
+    app: &AppId,
+    channel: Channel,
+) -> Result<Option<LoginConfig>, crate::ports::StoreError> {
+    let configs = store.list_configs(app).await?;
+    let defaults: Vec<LoginConfig> = configs
+        .into_iter()
+        .filter(|c| c.channel == channel && c.is_default)
+        .collect();
+    assert!(defaults.len() <= 1, "two defaults: {defaults:?}");
+    Ok(defaults.into_iter().next())
+}
+
 async fn default_id(store: &dyn ConfigStore, app: &AppId, channel: Channel) -> Option<ConfigId> {
-    store
-        .default_config(app, channel)
+    default_config(store, app, channel)
         .await
         .expect("default_config")
         .map(|c| c.id)
@@ -485,8 +557,7 @@ pub async fn config_default_switching(store: &dyn ConfigStore) {
         "the other channel keeps its default"
     );
     assert_eq!(
-        store
-            .default_config(&other_app, Channel::Sms)
+        default_config(store, &other_app, Channel::Sms)
             .await
             .expect("default")
             .map(|c| c.id),
@@ -540,8 +611,7 @@ pub async fn config_missing_template_conflict(store: &dyn ConfigStore) {
     assert!(is_conflict(&result), "missing template: {result:?}");
     assert_eq!(store.get_config(&app, &config.id).await.expect("get"), None);
     assert_eq!(
-        store
-            .default_config(&app, Channel::Sms)
+        default_config(store, &app, Channel::Sms)
             .await
             .expect("default")
             .map(|c| c.id),
@@ -761,1419 +831,867 @@ pub async fn sms_countries(store: &dyn ConfigStore) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// UserStore
+// LoginStore
 // ---------------------------------------------------------------------------------------------
 
-/// `create_user`, then `get_user`, `find_by_identifier` and `find_by_method` all find it.
-pub async fn user_create_and_find(store: &dyn UserStore) {
-    let at = now();
-    let app = AppId::generate(rnd());
-    let number = phone(20);
-    let (user, method_id) = user_of(&app, &number, UserStatus::Pending, at);
-    store.create_user(&user).await.expect("create_user");
+/// Every port at once, for the behaviours that need more than one.
+pub trait AllStores: AppStore + ConfigStore + LoginStore {}
 
-    assert_eq!(
-        store.get_user(&app, &user.id).await.expect("get"),
-        Some(user.clone())
-    );
-    assert_eq!(
-        store.find_by_identifier(&app, &number).await.expect("find"),
-        Some((user.clone(), method_id.clone()))
-    );
-    assert_eq!(
-        store.find_by_method(&app, &method_id).await.expect("find"),
-        Some(user.clone())
-    );
+impl<T: AppStore + ConfigStore + LoginStore> AllStores for T {}
 
-    let other_app = AppId::generate(rnd());
-    assert_eq!(
-        store.get_user(&other_app, &user.id).await.expect("get"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_by_identifier(&other_app, &number)
-            .await
-            .expect("find"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_by_method(&other_app, &method_id)
-            .await
-            .expect("find"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_by_identifier(&app, &phone(21))
-            .await
-            .expect("find"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_by_method(&app, &MethodId::Phone(PhoneId::generate(rnd())))
-            .await
-            .expect("find"),
-        None
-    );
-
-    let (email_user, email_method) = user_of(&app, &email("ann"), UserStatus::Active, at);
-    store.create_user(&email_user).await.expect("create_user");
-    assert_eq!(
-        store
-            .find_by_identifier(&app, &email("ann"))
-            .await
-            .expect("find"),
-        Some((email_user, email_method))
-    );
+fn token() -> CommitToken {
+    CommitToken::derive(RequestId::generate(rnd()).as_str(), 0)
 }
 
-/// Identifiers are unique per app: a second user with a taken one is refused and not created;
-/// the same identifier in another app is fine.
-pub async fn user_identifier_conflicts(store: &dyn UserStore) {
-    let at = now();
-    let app = AppId::generate(rnd());
-    let number = phone(30);
-    let (owner, owner_method) = user_of(&app, &number, UserStatus::Active, at);
-    store.create_user(&owner).await.expect("create_user");
-
-    let (intruder, intruder_method) = user_of(&app, &number, UserStatus::Active, at);
-    let result = store.create_user(&intruder).await;
-    assert!(is_conflict(&result), "taken identifier: {result:?}");
-    assert_eq!(
-        store.get_user(&app, &intruder.id).await.expect("get"),
-        None,
-        "the refused user is not stored"
-    );
-    assert_eq!(
-        store
-            .find_by_method(&app, &intruder_method)
-            .await
-            .expect("find"),
-        None
-    );
-    assert_eq!(
-        store.find_by_identifier(&app, &number).await.expect("find"),
-        Some((owner.clone(), owner_method)),
-        "the identifier still belongs to its owner"
-    );
-
-    let other_app = AppId::generate(rnd());
-    let (elsewhere, elsewhere_method) = user_of(&other_app, &number, UserStatus::Active, at);
-    store
-        .create_user(&elsewhere)
-        .await
-        .expect("the same phone number in another app is fine");
-    assert_eq!(
-        store
-            .find_by_identifier(&other_app, &number)
-            .await
-            .expect("find"),
-        Some((elsewhere, elsewhere_method))
-    );
-    assert_eq!(
-        store
-            .find_by_identifier(&app, &number)
-            .await
-            .expect("find")
-            .map(|(u, _)| u.id),
-        Some(owner.id)
-    );
+async fn commit(store: &dyn LoginStore, writes: Vec<Write>) -> Result<(), CommitError> {
+    store.commit(&writes, &token()).await
 }
 
-/// `add_method` adds an identifier to a user; refused when the identifier is held by anyone
-/// (this user included) or the user is gone, and a refusal reserves nothing.
-pub async fn user_add_method(store: &dyn UserStore) {
-    let at = now();
-    let app = AppId::generate(rnd());
-    let number = phone(40);
-    let (user, _) = user_of(&app, &number, UserStatus::Active, at);
-    store.create_user(&user).await.expect("create_user");
-    let (other, _) = user_of(&app, &phone(41), UserStatus::Active, at);
-    store.create_user(&other).await.expect("create_user");
-
-    let address = email("bea");
-    let email_method = new_method_id(&address);
-    let updated = store
-        .add_method(&app, &user.id, &email_method, &address)
-        .await
-        .expect("add_method");
-    assert_eq!(updated.identifier_of(&email_method), Some(address.clone()));
-    assert_eq!(
-        updated.phone_numbers, user.phone_numbers,
-        "existing methods are kept"
-    );
-    assert_eq!(updated.emails.len(), 1);
-    assert!(!updated.emails[0].verified, "a new method is unverified");
-    assert_eq!(
-        store.get_user(&app, &user.id).await.expect("get"),
-        Some(updated.clone())
-    );
-    assert_eq!(
-        store
-            .find_by_identifier(&app, &address)
-            .await
-            .expect("find"),
-        Some((updated.clone(), email_method.clone()))
-    );
-    assert_eq!(
-        store
-            .find_by_method(&app, &email_method)
-            .await
-            .expect("find"),
-        Some(updated.clone())
-    );
-
-    // Held by this user.
-    let again = new_method_id(&number);
-    let result = store.add_method(&app, &user.id, &again, &number).await;
-    assert!(
-        is_conflict(&result),
-        "identifier held by the same user: {result:?}"
-    );
-    // Held by another user.
-    let stolen = new_method_id(&address);
-    let result = store.add_method(&app, &other.id, &stolen, &address).await;
-    assert!(
-        is_conflict(&result),
-        "identifier held by another user: {result:?}"
-    );
-    assert_eq!(
-        store.find_by_method(&app, &stolen).await.expect("find"),
-        None
-    );
-    assert_eq!(
-        store.get_user(&app, &other.id).await.expect("get"),
-        Some(other.clone()),
-        "a refused add_method changes nothing"
-    );
-    assert_eq!(
-        store.get_user(&app, &user.id).await.expect("get"),
-        Some(updated)
-    );
-
-    // The user is gone.
-    let free = email("cid");
-    let ghost_method = new_method_id(&free);
-    let result = store
-        .add_method(&app, &UserId::generate(rnd()), &ghost_method, &free)
-        .await;
-    assert!(is_conflict(&result), "user gone: {result:?}");
-    assert_eq!(
-        store.find_by_identifier(&app, &free).await.expect("find"),
-        None,
-        "a refused add_method reserves nothing"
-    );
-    assert_eq!(
-        store
-            .find_by_method(&app, &ghost_method)
-            .await
-            .expect("find"),
-        None
-    );
-    let (newcomer, _) = user_of(&app, &free, UserStatus::Active, at);
-    store
-        .create_user(&newcomer)
-        .await
-        .expect("the identifier is still free");
-}
-
-/// Unwraps a `Counted` outcome of `record_failure` into the user and `locked_now`.
-#[track_caller]
-fn failure_counted(outcome: FailureOutcome) -> (User, bool) {
-    match outcome {
-        FailureOutcome::Counted { user, locked_now } => (user, locked_now),
-        other => panic!("expected Counted, got {other:?}"),
+async fn committed(store: &dyn LoginStore, writes: Vec<Write>) {
+    if let Err(error) = commit(store, writes).await {
+        panic!("commit failed: {error:?}");
     }
 }
 
-/// Unwraps a `Recorded` outcome of `record_success`.
-#[track_caller]
-fn recorded(outcome: SuccessOutcome) -> User {
-    match outcome {
-        SuccessOutcome::Recorded(user) => user,
-        other => panic!("expected Recorded, got {other:?}"),
+/// The conflicts of a commit that must fail on its conditions.
+async fn conflicts(store: &dyn LoginStore, writes: Vec<Write>) -> Vec<Conflict> {
+    match commit(store, writes).await {
+        Err(CommitError::Conflict(conflicts)) => conflicts,
+        other => panic!("expected a conflict, got {other:?}"),
     }
 }
 
-/// `record_success`: method verified, pending user active, failure count cleared; refused
-/// (nothing written) while the user is locked, fine again once the lock has expired.
-pub async fn user_record_success(store: &dyn UserStore) {
-    let at = now();
-    let app = AppId::generate(rnd());
-    let number = phone(50);
-    let (user, phone_method) = user_of(&app, &number, UserStatus::Pending, at);
-    store.create_user(&user).await.expect("create_user");
-    let address = email("dee");
-    let email_method = new_method_id(&address);
-    store
-        .add_method(&app, &user.id, &email_method, &address)
-        .await
-        .expect("add_method");
-    for _ in 0..3 {
-        failure_counted(
-            store
-                .record_failure(&app, &user.id, at, 10, 3600)
-                .await
-                .expect("record_failure"),
-        );
+async fn load_one(store: &dyn LoginStore, key: &Key) -> Option<Record> {
+    let mut loaded = store.load(std::slice::from_ref(key)).await.expect("load");
+    assert_eq!(loaded.len(), 1);
+    loaded.pop().flatten()
+}
+
+fn user_key(user: &User) -> Key {
+    Key::User {
+        app_id: user.app_id.clone(),
+        home: user.id.home(),
     }
-    assert_eq!(
-        store
-            .get_user(&app, &user.id)
-            .await
-            .expect("get")
-            .expect("user")
-            .failed_attempts,
-        3
-    );
+}
 
-    let after = recorded(
-        store
-            .record_success(&app, &user.id, &phone_method, at)
-            .await
-            .expect("record_success"),
-    );
-    assert_eq!(after.status, UserStatus::Active);
-    assert_eq!(after.failed_attempts, 0);
-    assert!(after.phone_numbers[0].verified);
-    assert!(
-        !after.emails[0].verified,
-        "only the authenticated method is verified"
-    );
-    assert_eq!(
-        store.get_user(&app, &user.id).await.expect("get"),
-        Some(after.clone())
-    );
-    assert_eq!(
-        store
-            .find_by_method(&app, &phone_method)
-            .await
-            .expect("find"),
-        Some(after.clone()),
-        "every way of reading the user sees the update"
-    );
-    assert_eq!(
-        store.find_by_identifier(&app, &number).await.expect("find"),
-        Some((after, phone_method))
-    );
-
-    let after = recorded(
-        store
-            .record_success(&app, &user.id, &email_method, at)
-            .await
-            .expect("record_success"),
-    );
-    assert!(after.emails[0].verified && after.phone_numbers[0].verified);
-
-    assert_eq!(
-        store
-            .record_success(&app, &UserId::generate(rnd()), &email_method, at)
-            .await
-            .expect("record_success"),
-        SuccessOutcome::UserGone,
-        "an unknown user is UserGone"
-    );
-
-    // A locked user: refused, and nothing is written.
-    let (pending, pending_method) = user_of(&app, &phone(51), UserStatus::Pending, at);
-    store.create_user(&pending).await.expect("create_user");
-    failure_counted(
-        store
-            .record_failure(&app, &pending.id, at, 3, 3600)
-            .await
-            .expect("record_failure"),
-    );
-    let (locked, locked_now) = failure_counted(
-        store
-            .record_failure(&app, &pending.id, at, 2, 3600)
-            .await
-            .expect("record_failure"),
-    );
-    assert!(locked_now);
-    let lock = locked.lock.expect("locked");
-    for when in [at, at.plus_seconds(1), lock.expires_at.plus_seconds(-1)] {
-        assert_eq!(
-            store
-                .record_success(&app, &pending.id, &pending_method, when)
-                .await
-                .expect("record_success"),
-            SuccessOutcome::Locked(lock),
-            "no success is recorded while the user is locked"
-        );
+fn codes_key(app_id: &AppId, method_id: &MethodId) -> Key {
+    Key::Codes {
+        app_id: app_id.clone(),
+        method_id: method_id.clone(),
     }
-    assert_eq!(
-        store.get_user(&app, &pending.id).await.expect("get"),
-        Some(locked),
-        "a refused record_success writes nothing"
-    );
-    // The lock ends at `expires_at` (as `User::active_lock`).
-    let after = recorded(
-        store
-            .record_success(&app, &pending.id, &pending_method, lock.expires_at)
-            .await
-            .expect("record_success"),
-    );
-    assert_eq!(after.status, UserStatus::Active);
-    assert!(after.phone_numbers[0].verified);
-    assert_eq!(after.active_lock(lock.expires_at), None);
 }
 
-/// `record_failure` counts; the `limit`-th failure locks the user for `lock_seconds` and starts
-/// the count again; while locked it counts nothing (`AlreadyLocked`); once the lock has expired
-/// it counts again.
-pub async fn user_record_failure_locks(store: &dyn UserStore) {
-    let at = now();
-    let app = AppId::generate(rnd());
-    let (user, _) = user_of(&app, &phone(60), UserStatus::Active, at);
-    store.create_user(&user).await.expect("create_user");
-
-    for expected in 1..=3u32 {
-        let (after, locked_now) = failure_counted(
-            store
-                .record_failure(&app, &user.id, at, 4, 3600)
-                .await
-                .expect("record_failure"),
-        );
-        assert!(!locked_now);
-        assert_eq!(after.failed_attempts, expected);
-        assert_eq!(after.lock, None, "not locked below the limit");
+fn owner_of(user: &User, method_id: &MethodId) -> Owner {
+    Owner {
+        app_id: user.app_id.clone(),
+        identifier: user.identifier_of(method_id).expect("the user's method"),
+        user_id: user.id.clone(),
+        method_id: method_id.clone(),
     }
-    let lock_at = at.plus_seconds(30);
-    let (locked, locked_now) = failure_counted(
-        store
-            .record_failure(&app, &user.id, lock_at, 4, 3600)
-            .await
-            .expect("record_failure"),
-    );
-    assert!(locked_now, "the limit-th failure locks");
-    let lock = locked.lock.expect("locked at the limit");
-    assert_eq!(lock.created_at, lock_at);
-    assert_eq!(lock.expires_at, lock_at.plus_seconds(3600));
-    assert_eq!(
-        locked.failed_attempts, 0,
-        "the count starts again after a lock"
-    );
-    assert_eq!(locked.active_lock(lock_at.plus_seconds(3599)), Some(lock));
-    assert_eq!(locked.active_lock(lock_at.plus_seconds(3600)), None);
-    assert_eq!(
-        store.get_user(&app, &user.id).await.expect("get"),
-        Some(locked.clone())
-    );
+}
 
-    // While locked: nothing counted, the lock is not renewed.
-    for when in [lock_at, lock_at.plus_seconds(1), lock_at.plus_seconds(3599)] {
-        assert_eq!(
-            store
-                .record_failure(&app, &user.id, when, 4, 3600)
-                .await
-                .expect("record_failure"),
-            FailureOutcome::AlreadyLocked(lock)
-        );
+fn counter_of(hits: &[Timestamp]) -> SendCounter {
+    SendCounter {
+        key: format!("contract#{}", RequestId::generate(rnd())),
+        hits: hits.to_vec(),
     }
-    assert_eq!(
-        store
-            .record_failure(&app, &user.id, lock_at, 1, 60)
-            .await
-            .expect("record_failure"),
-        FailureOutcome::AlreadyLocked(lock),
-        "whatever the limit"
-    );
-    assert_eq!(
-        store.get_user(&app, &user.id).await.expect("get"),
-        Some(locked),
-        "a failure while locked writes nothing"
-    );
-
-    // The lock has expired: counting starts again from zero.
-    let expired = lock.expires_at;
-    let (after, locked_now) = failure_counted(
-        store
-            .record_failure(&app, &user.id, expired, 4, 3600)
-            .await
-            .expect("record_failure"),
-    );
-    assert!(!locked_now);
-    assert_eq!(after.failed_attempts, 1);
-    assert_eq!(after.active_lock(expired), None);
-
-    // A limit of 1 locks on the first failure.
-    let (other, _) = user_of(&app, &phone(61), UserStatus::Active, at);
-    store.create_user(&other).await.expect("create_user");
-    let (after, locked_now) = failure_counted(
-        store
-            .record_failure(&app, &other.id, at, 1, 60)
-            .await
-            .expect("record_failure"),
-    );
-    assert!(locked_now);
-    assert_eq!(after.failed_attempts, 0);
-    assert_eq!(
-        after.lock.map(|l| (l.created_at, l.expires_at)),
-        Some((at, at.plus_seconds(60)))
-    );
-
-    assert_eq!(
-        store
-            .record_failure(&app, &UserId::generate(rnd()), at, 4, 3600)
-            .await
-            .expect("record_failure"),
-        FailureOutcome::UserGone,
-        "an unknown user is UserGone"
-    );
 }
 
-/// `delete_user` removes the user and frees its identifiers.
-pub async fn user_delete(store: &dyn UserStore) {
+/// A fresh user with one method and, in its home, a session.
+fn user_with_session(at: Timestamp) -> (User, MethodId, Session) {
+    let app_id = AppId::generate(rnd());
+    let (user, method_id) = user_of(&app_id, &phone(7), UserStatus::Active, at);
+    let session = session_of(&app_id, &user.id, at);
+    (user, method_id, session)
+}
+
+/// Every record kind is written by a commit (revision 1) and read back by `load`, in the order
+/// asked, `None` where nothing is; one key may be asked twice.
+pub async fn login_load_every_record_kind(store: &dyn AllStores) {
     let at = now();
-    let app = AppId::generate(rnd());
-    let number = phone(70);
-    let (user, method_id) = user_of(&app, &number, UserStatus::Active, at);
-    store.create_user(&user).await.expect("create_user");
-    let address = email("eve");
-    let email_method = new_method_id(&address);
-    store
-        .add_method(&app, &user.id, &email_method, &address)
-        .await
-        .expect("add_method");
-    let (bystander, _) = user_of(&app, &phone(71), UserStatus::Active, at);
-    store.create_user(&bystander).await.expect("create_user");
-
-    assert!(store.delete_user(&app, &user.id).await.expect("delete"));
-    assert!(!store.delete_user(&app, &user.id).await.expect("delete"));
-    assert_eq!(store.get_user(&app, &user.id).await.expect("get"), None);
-    assert_eq!(
-        store.find_by_identifier(&app, &number).await.expect("find"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_by_identifier(&app, &address)
-            .await
-            .expect("find"),
-        None
-    );
-    assert_eq!(
-        store.find_by_method(&app, &method_id).await.expect("find"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_by_method(&app, &email_method)
-            .await
-            .expect("find"),
-        None
-    );
-    assert_eq!(
-        store.get_user(&app, &bystander.id).await.expect("get"),
-        Some(bystander),
-        "other users are untouched"
-    );
-
-    let (successor, _) = user_of(&app, &number, UserStatus::Active, at);
-    store
-        .create_user(&successor)
-        .await
-        .expect("a deleted user's phone number is free again");
-    let (successor2, _) = user_of(&app, &address, UserStatus::Active, at);
-    store
-        .create_user(&successor2)
-        .await
-        .expect("a deleted user's email is free again");
-}
-
-// ---------------------------------------------------------------------------------------------
-// ChallengeStore
-// ---------------------------------------------------------------------------------------------
-
-fn phone_method() -> MethodId {
-    MethodId::Phone(PhoneId::generate(rnd()))
-}
-
-/// `put_challenge` stores the method's code and replaces an earlier one.
-pub async fn challenge_put_replaces(store: &dyn ChallengeStore) {
-    let at = now();
-    let app = AppId::generate(rnd());
-    let method = phone_method();
-    assert_eq!(store.get_challenge(&app, &method).await.expect("get"), None);
-
-    let first = challenge_of(&app, &method, at);
-    store.put_challenge(&first).await.expect("put");
-    assert_eq!(
-        store.get_challenge(&app, &method).await.expect("get"),
-        Some(first.clone())
-    );
-
-    let second = challenge_of(&app, &method, at.plus_seconds(10));
-    store.put_challenge(&second).await.expect("put");
-    assert_eq!(
-        store.get_challenge(&app, &method).await.expect("get"),
-        Some(second.clone()),
-        "a method has one code: the newest"
-    );
-
-    // A replacement starts fresh even over a used, tried code.
-    assert!(
-        store
-            .consume(&app, &method, &second.id, at, 5)
-            .await
-            .expect("consume")
-    );
-    let third = challenge_of(&app, &method, at.plus_seconds(20));
-    store.put_challenge(&third).await.expect("put");
-    assert_eq!(
-        store.get_challenge(&app, &method).await.expect("get"),
-        Some(third)
-    );
-
-    let other_method = phone_method();
-    assert_eq!(
-        store.get_challenge(&app, &other_method).await.expect("get"),
-        None
-    );
-    assert_eq!(
-        store
-            .get_challenge(&AppId::generate(rnd()), &method)
-            .await
-            .expect("get"),
-        None,
-        "a code is found only under its own app"
-    );
-}
-
-/// `consume` succeeds once for a live code, and marks it used.
-pub async fn challenge_consume_once(store: &dyn ChallengeStore) {
-    let at = now();
-    let app = AppId::generate(rnd());
-    let method = phone_method();
-    let mut challenge = challenge_of(&app, &method, at);
-    challenge.attempts = 4;
-    store.put_challenge(&challenge).await.expect("put");
-
-    assert!(
-        store
-            .consume(&app, &method, &challenge.id, at, 5)
-            .await
-            .expect("consume"),
-        "a live code with one attempt left is consumed"
-    );
-    let stored = store
-        .get_challenge(&app, &method)
-        .await
-        .expect("get")
-        .expect("kept");
-    assert!(stored.consumed, "a consumed code is marked used");
-    assert!(!stored.is_live(at, 5));
-    assert!(
-        !store
-            .consume(&app, &method, &challenge.id, at, 5)
-            .await
-            .expect("consume")
-    );
-    assert_eq!(
-        store
-            .record_wrong_attempt(&app, &method, &challenge.id, at, 5)
-            .await
-            .expect("record_wrong_attempt"),
-        None,
-        "a used code counts no wrong attempts"
-    );
-}
-
-/// `consume` refuses a replaced code, an expired one, one whose attempts are spent, and a
-/// missing one.
-pub async fn challenge_consume_refusals(store: &dyn ChallengeStore) {
-    let at = now();
-    let app = AppId::generate(rnd());
-
-    // Replaced.
-    let method = phone_method();
-    let old = challenge_of(&app, &method, at);
-    store.put_challenge(&old).await.expect("put");
-    let new = challenge_of(&app, &method, at);
-    store.put_challenge(&new).await.expect("put");
-    assert!(
-        !store
-            .consume(&app, &method, &old.id, at, 5)
-            .await
-            .expect("consume")
-    );
-    let current = store
-        .get_challenge(&app, &method)
-        .await
-        .expect("get")
-        .expect("current");
-    assert!(
-        !current.consumed,
-        "a refused consume leaves the current code alone"
-    );
-    assert!(
-        store
-            .consume(&app, &method, &new.id, at, 5)
-            .await
-            .expect("consume")
-    );
-
-    // Expired: live strictly before `expires_at` (as `Challenge::is_live`).
-    let method = phone_method();
-    let challenge = challenge_of(&app, &method, at);
-    store.put_challenge(&challenge).await.expect("put");
-    assert!(
-        !store
-            .consume(&app, &method, &challenge.id, challenge.expires_at, 5)
-            .await
-            .expect("consume"),
-        "dead at expires_at"
-    );
-    assert!(
-        !store
-            .consume(
-                &app,
-                &method,
-                &challenge.id,
-                challenge.expires_at.plus_seconds(60),
-                5
-            )
-            .await
-            .expect("consume")
-    );
-    assert!(
-        store
-            .consume(
-                &app,
-                &method,
-                &challenge.id,
-                challenge.expires_at.plus_seconds(-1),
-                5
-            )
-            .await
-            .expect("consume"),
-        "live one second before expires_at"
-    );
-
-    // Attempts spent.
-    let method = phone_method();
-    let challenge = challenge_of(&app, &method, at);
-    store.put_challenge(&challenge).await.expect("put");
-    for _ in 0..3 {
-        store
-            .record_wrong_attempt(&app, &method, &challenge.id, at, 3)
-            .await
-            .expect("record_wrong_attempt")
-            .expect("counted");
-    }
-    assert!(
-        !store
-            .consume(&app, &method, &challenge.id, at, 3)
-            .await
-            .expect("consume")
-    );
-    assert!(
-        !store
-            .get_challenge(&app, &method)
-            .await
-            .expect("get")
-            .expect("kept")
-            .consumed,
-        "a refused consume does not mark the code used"
-    );
-
-    // Missing, or under another app.
-    assert!(
-        !store
-            .consume(&app, &phone_method(), &ChallengeId::generate(rnd()), at, 5)
-            .await
-            .expect("consume")
-    );
-    let method = phone_method();
-    let challenge = challenge_of(&app, &method, at);
-    store.put_challenge(&challenge).await.expect("put");
-    assert!(
-        !store
-            .consume(&AppId::generate(rnd()), &method, &challenge.id, at, 5)
-            .await
-            .expect("consume")
-    );
-}
-
-/// `record_wrong_attempt` counts up to `max_attempts`, then counts nothing; it refuses what
-/// `consume` refuses.
-pub async fn challenge_wrong_attempts(store: &dyn ChallengeStore) {
-    let at = now();
-    let app = AppId::generate(rnd());
-    let method = phone_method();
-    let challenge = challenge_of(&app, &method, at);
-    store.put_challenge(&challenge).await.expect("put");
-
-    for expected in 1..=5u32 {
-        assert_eq!(
-            store
-                .record_wrong_attempt(&app, &method, &challenge.id, at, 5)
-                .await
-                .expect("record_wrong_attempt"),
-            Some(expected)
-        );
-    }
-    for _ in 0..2 {
-        assert_eq!(
-            store
-                .record_wrong_attempt(&app, &method, &challenge.id, at, 5)
-                .await
-                .expect("record_wrong_attempt"),
-            None,
-            "a dead code counts nothing"
-        );
-    }
-    let stored = store
-        .get_challenge(&app, &method)
-        .await
-        .expect("get")
-        .expect("kept");
-    assert_eq!(stored.attempts, 5);
-    assert!(!stored.consumed);
-
-    // Replaced: the old id counts nothing, and the new code starts at zero.
-    let fresh = challenge_of(&app, &method, at);
-    store.put_challenge(&fresh).await.expect("put");
-    assert_eq!(
-        store
-            .record_wrong_attempt(&app, &method, &challenge.id, at, 5)
-            .await
-            .expect("record_wrong_attempt"),
-        None
-    );
-    assert_eq!(
-        store
-            .get_challenge(&app, &method)
-            .await
-            .expect("get")
-            .expect("kept")
-            .attempts,
-        0
-    );
-    assert_eq!(
-        store
-            .record_wrong_attempt(&app, &method, &fresh.id, at, 5)
-            .await
-            .expect("record_wrong_attempt"),
-        Some(1)
-    );
-
-    // Expired.
-    assert_eq!(
-        store
-            .record_wrong_attempt(&app, &method, &fresh.id, fresh.expires_at, 5)
-            .await
-            .expect("record_wrong_attempt"),
-        None
-    );
-    assert_eq!(
-        store
-            .get_challenge(&app, &method)
-            .await
-            .expect("get")
-            .expect("kept")
-            .attempts,
-        1,
-        "an attempt on an expired code is not counted"
-    );
-
-    // Missing.
-    assert_eq!(
-        store
-            .record_wrong_attempt(&app, &phone_method(), &ChallengeId::generate(rnd()), at, 5)
-            .await
-            .expect("record_wrong_attempt"),
-        None
-    );
-}
-
-/// `restore` undoes a `consume`: only for the method's current code with that id, and only if
-/// it is used; afterwards `consume` succeeds again, once. Attempts and expiry are kept.
-pub async fn challenge_restore(store: &dyn ChallengeStore) {
-    let at = now();
-    let app = AppId::generate(rnd());
-    let method = phone_method();
-    let mut challenge = challenge_of(&app, &method, at);
-    challenge.attempts = 2;
-    store.put_challenge(&challenge).await.expect("put");
-
-    assert!(
-        !store
-            .restore(&app, &method, &challenge.id)
-            .await
-            .expect("restore"),
-        "an unused code has nothing to restore"
-    );
-    assert_eq!(
-        store.get_challenge(&app, &method).await.expect("get"),
-        Some(challenge.clone())
-    );
-
-    assert!(
-        store
-            .consume(&app, &method, &challenge.id, at, 5)
-            .await
-            .expect("consume")
-    );
-    assert!(
-        !store
-            .restore(&app, &method, &ChallengeId::generate(rnd()))
-            .await
-            .expect("restore"),
-        "another id restores nothing"
-    );
-    assert!(
-        !store
-            .restore(&AppId::generate(rnd()), &method, &challenge.id)
-            .await
-            .expect("restore"),
-        "another app restores nothing"
-    );
-    assert!(
-        store
-            .get_challenge(&app, &method)
-            .await
-            .expect("get")
-            .expect("kept")
-            .consumed
-    );
-
-    assert!(
-        store
-            .restore(&app, &method, &challenge.id)
-            .await
-            .expect("restore"),
-        "a used code is restored"
-    );
-    assert_eq!(
-        store.get_challenge(&app, &method).await.expect("get"),
-        Some(challenge.clone()),
-        "exactly as before the consume: unused, attempts and expiry kept"
-    );
-    assert!(
-        !store
-            .restore(&app, &method, &challenge.id)
-            .await
-            .expect("restore"),
-        "a restored code is unused: nothing more to restore"
-    );
-
-    // Consumable again, exactly once.
-    assert!(
-        store
-            .consume(&app, &method, &challenge.id, at, 5)
-            .await
-            .expect("consume"),
-        "a restored code is consumed again"
-    );
-    assert!(
-        !store
-            .consume(&app, &method, &challenge.id, at, 5)
-            .await
-            .expect("consume"),
-        "and only once"
-    );
-
-    // Replaced: the newer code is not touched.
-    let newer = challenge_of(&app, &method, at.plus_seconds(5));
-    store.put_challenge(&newer).await.expect("put");
-    assert!(
-        !store
-            .restore(&app, &method, &challenge.id)
-            .await
-            .expect("restore"),
-        "a replaced code is not restored"
-    );
-    assert_eq!(
-        store.get_challenge(&app, &method).await.expect("get"),
-        Some(newer.clone())
-    );
-    assert!(
-        store
-            .consume(&app, &method, &newer.id, at, 5)
-            .await
-            .expect("consume")
-    );
-    let replacement = challenge_of(&app, &method, at.plus_seconds(10));
-    store.put_challenge(&replacement).await.expect("put");
-    assert!(
-        !store
-            .restore(&app, &method, &newer.id)
-            .await
-            .expect("restore"),
-        "a used code that was replaced is not restored"
-    );
-    assert_eq!(
-        store.get_challenge(&app, &method).await.expect("get"),
-        Some(replacement),
-        "the replacement is left as it was"
-    );
-
-    // Restoring does not revive an expired code.
-    let method = phone_method();
-    let challenge = challenge_of(&app, &method, at);
-    store.put_challenge(&challenge).await.expect("put");
-    assert!(
-        store
-            .consume(&app, &method, &challenge.id, at, 5)
-            .await
-            .expect("consume")
-    );
-    assert!(
-        store
-            .restore(&app, &method, &challenge.id)
-            .await
-            .expect("restore")
-    );
-    assert!(
-        !store
-            .consume(&app, &method, &challenge.id, challenge.expires_at, 5)
-            .await
-            .expect("consume"),
-        "a restored code is still dead at expires_at"
-    );
-
-    // Missing, or deleted.
-    assert!(
-        !store
-            .restore(&app, &phone_method(), &ChallengeId::generate(rnd()))
-            .await
-            .expect("restore")
-    );
-    store
-        .delete_challenge(&app, &method, &challenge.id)
-        .await
-        .expect("delete");
-    assert!(
-        !store
-            .restore(&app, &method, &challenge.id)
-            .await
-            .expect("restore")
-    );
-    assert_eq!(store.get_challenge(&app, &method).await.expect("get"), None);
-}
-
-/// `delete_challenge` deletes only the named code; `delete_challenges` those of the methods.
-pub async fn challenge_delete(store: &dyn ChallengeStore) {
-    let at = now();
-    let app = AppId::generate(rnd());
-    let method = phone_method();
-    let old = challenge_of(&app, &method, at);
-    store.put_challenge(&old).await.expect("put");
-    let new = challenge_of(&app, &method, at);
-    store.put_challenge(&new).await.expect("put");
-
-    store
-        .delete_challenge(&app, &method, &old.id)
-        .await
-        .expect("delete");
-    assert_eq!(
-        store.get_challenge(&app, &method).await.expect("get"),
-        Some(new.clone()),
-        "deleting a replaced code keeps the newer one"
-    );
-    store
-        .delete_challenge(&AppId::generate(rnd()), &method, &new.id)
-        .await
-        .expect("delete");
-    assert!(
-        store
-            .get_challenge(&app, &method)
-            .await
-            .expect("get")
-            .is_some()
-    );
-    store
-        .delete_challenge(&app, &method, &new.id)
-        .await
-        .expect("delete");
-    assert_eq!(store.get_challenge(&app, &method).await.expect("get"), None);
-    store
-        .delete_challenge(&app, &method, &new.id)
-        .await
-        .expect("deleting a missing code is not an error");
-
-    let methods: Vec<MethodId> = (0..3).map(|_| phone_method()).collect();
-    for method in &methods {
-        store
-            .put_challenge(&challenge_of(&app, method, at))
-            .await
-            .expect("put");
-    }
-    store
-        .delete_challenges(&app, &methods[..2])
-        .await
-        .expect("delete_challenges");
-    assert_eq!(
-        store.get_challenge(&app, &methods[0]).await.expect("get"),
-        None
-    );
-    assert_eq!(
-        store.get_challenge(&app, &methods[1]).await.expect("get"),
-        None
-    );
-    assert!(
-        store
-            .get_challenge(&app, &methods[2])
-            .await
-            .expect("get")
-            .is_some(),
-        "other methods keep their codes"
-    );
-    store
-        .delete_challenges(&app, &[])
-        .await
-        .expect("no methods is fine");
-}
-
-// ---------------------------------------------------------------------------------------------
-// SessionStore
-// ---------------------------------------------------------------------------------------------
-
-/// `create_session`, `get_session` and `find_by_token_hash`, per app.
-pub async fn session_create_get_find(store: &dyn SessionStore) {
-    let at = now();
-    let app = AppId::generate(rnd());
-    let user = UserId::generate(rnd());
-    let session = session_of(&app, &user, at);
-    store.create_session(&session).await.expect("create");
-
-    assert_eq!(
-        store.get_session(&app, &session.id).await.expect("get"),
-        Some(session.clone()),
-        "every field round-trips, custom claims included"
-    );
-    assert_eq!(
-        store
-            .find_by_token_hash(&app, &session.token_hash)
-            .await
-            .expect("find"),
-        Some(session.clone())
-    );
-    let other_app = AppId::generate(rnd());
-    assert_eq!(
-        store
-            .get_session(&other_app, &session.id)
-            .await
-            .expect("get"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_by_token_hash(&other_app, &session.token_hash)
-            .await
-            .expect("find"),
-        None
-    );
-    assert_eq!(
-        store
-            .find_by_token_hash(&app, &random_hash())
-            .await
-            .expect("find"),
-        None
-    );
-    assert_eq!(
-        store
-            .get_session(&app, &SessionId::generate(rnd()))
-            .await
-            .expect("get"),
-        None
-    );
-}
-
-/// `update_session` replaces a live session; after `delete_session` it is `false` and
-/// recreates nothing.
-pub async fn session_update_and_delete(store: &dyn SessionStore) {
-    let at = now();
-    let app = AppId::generate(rnd());
-    let user = UserId::generate(rnd());
-    let session = session_of(&app, &user, at);
-    store.create_session(&session).await.expect("create");
-
-    let mut updated = session.clone();
-    updated.last_accessed_at = at.plus_seconds(30);
-    updated.expires_at = at.plus_minutes(120);
-    updated.custom_claims.remove("plan");
-    updated
-        .custom_claims
-        .insert("role".to_owned(), json!("admin"));
-    updated.granted_scopes.clear();
-    assert!(store.update_session(&updated).await.expect("update"));
-    assert_eq!(
-        store.get_session(&app, &session.id).await.expect("get"),
-        Some(updated.clone())
-    );
-    assert_eq!(
-        store
-            .find_by_token_hash(&app, &session.token_hash)
-            .await
-            .expect("find"),
-        Some(updated.clone()),
-        "the token still finds the updated session"
-    );
-
-    assert!(
-        store
-            .delete_session(&app, &session.id)
-            .await
-            .expect("delete")
-    );
-    assert!(
-        !store
-            .delete_session(&app, &session.id)
-            .await
-            .expect("delete")
-    );
-    assert!(
-        !store.update_session(&updated).await.expect("update"),
-        "a revoked session cannot be updated"
-    );
-    assert_eq!(
-        store.get_session(&app, &session.id).await.expect("get"),
-        None,
-        "update_session never recreates a revoked session"
-    );
-    assert_eq!(
-        store
-            .find_by_token_hash(&app, &session.token_hash)
-            .await
-            .expect("find"),
-        None,
-        "a revoked session's token finds nothing"
-    );
-    assert!(
-        store
-            .list_sessions(&app, &user)
-            .await
-            .expect("list")
-            .is_empty()
-    );
-}
-
-/// `list_sessions` is per app and user; `delete_user_sessions` removes exactly that user's.
-pub async fn session_list_and_delete_user_sessions(store: &dyn SessionStore) {
-    let at = now();
-    let app = AppId::generate(rnd());
-    let alice = UserId::generate(rnd());
-    let bob = UserId::generate(rnd());
-    let a1 = session_of(&app, &alice, at);
-    let a2 = session_of(&app, &alice, at.plus_seconds(5));
-    let b1 = session_of(&app, &bob, at);
-    for session in [&a1, &a2, &b1] {
-        store.create_session(session).await.expect("create");
-    }
-    let ids = |sessions: Vec<Session>| {
-        sorted_by_key(sessions.into_iter().map(|s| s.id).collect(), Clone::clone)
+    let (user, method_id, session) = user_with_session(at);
+    let app_id = user.app_id.clone();
+    let challenge = challenge_for(&user, &method_id, at);
+    let codes = Codes {
+        app_id: app_id.clone(),
+        method_id: method_id.clone(),
+        current: Some(challenge.clone()),
+        previous: vec![
+            Challenge {
+                consumed: true,
+                attempts: 2,
+                ..challenge_for(&user, &method_id, at.plus_seconds(-60))
+            },
+            challenge_for(&user, &method_id, at.plus_seconds(-90)),
+        ],
     };
-
-    assert_eq!(
-        ids(store.list_sessions(&app, &alice).await.expect("list")),
-        ids(vec![a1.clone(), a2.clone()])
-    );
-    assert_eq!(
-        store.list_sessions(&app, &bob).await.expect("list"),
-        vec![b1.clone()]
-    );
-    assert!(
-        store
-            .list_sessions(&AppId::generate(rnd()), &alice)
-            .await
-            .expect("list")
-            .is_empty()
-    );
-
+    let owner = owner_of(&user, &method_id);
+    let counter = counter_of(&[at, at.plus_seconds(1)]);
+    let test = test_identifier_of(&app_id, email("reviewer"), at);
     store
-        .delete_user_sessions(&app, &alice)
+        .put_test_identifier(&test)
         .await
-        .expect("delete_user_sessions");
-    assert!(
-        store
-            .list_sessions(&app, &alice)
-            .await
-            .expect("list")
-            .is_empty()
+        .expect("put_test_identifier");
+    committed(
+        store,
+        vec![
+            Write::PutUser {
+                user: user.clone(),
+                expect: Expect::Absent,
+            },
+            Write::PutCodes {
+                codes: codes.clone(),
+                expect: Expect::Absent,
+            },
+            Write::PutSession {
+                session: session.clone(),
+                expect: Expect::Absent,
+            },
+            Write::PutOwner {
+                owner: owner.clone(),
+                expect: Expect::Absent,
+            },
+            Write::PutCounter {
+                counter: counter.clone(),
+                expect: Expect::Absent,
+            },
+        ],
+    )
+    .await;
+    let session_key = Record::Session(Versioned::new(session.clone(), 1)).key();
+    let owner_key = Key::Owner {
+        app_id: app_id.clone(),
+        identifier: owner.identifier.clone(),
+    };
+    let keys = vec![
+        Key::Counter {
+            key: counter.key.clone(),
+        },
+        user_key(&user),
+        codes_key(&app_id, &method_id),
+        Key::Counter {
+            key: "contract#nothing-here".into(),
+        },
+        session_key.clone(),
+        owner_key.clone(),
+        Key::TestIdentifier {
+            app_id: app_id.clone(),
+            identifier: test.identifier.clone(),
+        },
+        Key::TestIdentifier {
+            app_id: app_id.clone(),
+            identifier: email("nobody"),
+        },
+        user_key(&user),
+    ];
+    let loaded = store.load(&keys).await.expect("load");
+    assert_eq!(
+        loaded,
+        vec![
+            Some(Record::Counter(Versioned::new(counter, 1))),
+            Some(Record::User(Versioned::new(user.clone(), 1))),
+            Some(Record::Codes(Versioned::new(codes, 1))),
+            None,
+            Some(Record::Session(Versioned::new(session, 1))),
+            Some(Record::Owner(Versioned::new(owner, 1))),
+            Some(Record::TestIdentifier(test)),
+            None,
+            Some(Record::User(Versioned::new(user.clone(), 1))),
+        ]
     );
-    for gone in [&a1, &a2] {
-        assert_eq!(store.get_session(&app, &gone.id).await.expect("get"), None);
-        assert_eq!(
-            store
-                .find_by_token_hash(&app, &gone.token_hash)
-                .await
-                .expect("find"),
-            None
+    for (key, record) in keys.iter().zip(&loaded) {
+        if let Some(record) = record {
+            assert_eq!(
+                &record.key(),
+                key,
+                "a record's key is the one it was read by"
+            );
+        }
+    }
+    // Another app sees none of it.
+    let elsewhere = Key::User {
+        app_id: AppId::generate(rnd()),
+        home: user.id.home(),
+    };
+    assert_eq!(load_one(store, &elsewhere).await, None);
+    assert!(store.load(&[]).await.expect("load nothing").is_empty());
+}
+
+/// A put names the revision it read (or `Absent`) and makes the next; a stale or wrong
+/// expectation is a conflict that returns the record as it is; deletes follow their `Expect`.
+pub async fn login_revisions_guard_writes(store: &dyn LoginStore) {
+    let at = now();
+    let (mut user, method_id, _) = user_with_session(at);
+    let key = user_key(&user);
+    let put = |user: &User, expect| Write::PutUser {
+        user: user.clone(),
+        expect,
+    };
+    committed(store, vec![put(&user, Expect::Absent)]).await;
+    let stored_v1 = Record::User(Versioned::new(user.clone(), 1));
+    let found = conflicts(store, vec![put(&user, Expect::Absent)]).await;
+    assert_eq!(
+        found,
+        vec![Conflict {
+            index: 0,
+            current: Some(stored_v1.clone())
+        }],
+        "Absent on an existing record"
+    );
+    user.failed_attempts = 3;
+    committed(store, vec![put(&user, Expect::Rev(1))]).await;
+    assert_eq!(
+        load_one(store, &key).await,
+        Some(Record::User(Versioned::new(user.clone(), 2)))
+    );
+    let stale = conflicts(store, vec![put(&user, Expect::Rev(1))]).await;
+    assert_eq!(
+        stale[0].current,
+        Some(Record::User(Versioned::new(user.clone(), 2)))
+    );
+
+    // A put must say what it expects.
+    for expect in [Expect::Present, Expect::Any] {
+        assert!(
+            matches!(
+                commit(store, vec![put(&user, expect)]).await,
+                Err(CommitError::Store(_))
+            ),
+            "a put with {expect:?}"
         );
     }
+
+    // Owners: deletes by revision, by presence, or whatever is there.
+    let owner = owner_of(&user, &method_id);
+    let owner_key = Key::Owner {
+        app_id: owner.app_id.clone(),
+        identifier: owner.identifier.clone(),
+    };
+    let delete = |expect| Write::DeleteOwner {
+        app_id: owner.app_id.clone(),
+        identifier: owner.identifier.clone(),
+        expect,
+    };
+    let conflict = conflicts(store, vec![delete(Expect::Present)]).await;
+    assert_eq!(conflict[0].current, None, "Present on a missing record");
+    committed(store, vec![delete(Expect::Any)]).await;
+    committed(store, vec![delete(Expect::Absent)]).await;
+    committed(
+        store,
+        vec![Write::PutOwner {
+            owner: owner.clone(),
+            expect: Expect::Absent,
+        }],
+    )
+    .await;
+    conflicts(store, vec![delete(Expect::Rev(2))]).await;
+    conflicts(store, vec![delete(Expect::Absent)]).await;
+    committed(
+        store,
+        vec![Write::Check {
+            key: owner_key.clone(),
+            expect: Expect::Rev(1),
+        }],
+    )
+    .await;
+    committed(store, vec![delete(Expect::Rev(1))]).await;
+    assert_eq!(load_one(store, &owner_key).await, None);
+    let check = conflicts(
+        store,
+        vec![Write::Check {
+            key: owner_key,
+            expect: Expect::Present,
+        }],
+    )
+    .await;
+    assert_eq!(check[0].current, None);
+
+    // Deleting a user by revision.
+    conflicts(
+        store,
+        vec![Write::DeleteUser {
+            app_id: user.app_id.clone(),
+            user_id: user.id.clone(),
+            expect: Expect::Rev(1),
+        }],
+    )
+    .await;
+    committed(
+        store,
+        vec![Write::DeleteUser {
+            app_id: user.app_id.clone(),
+            user_id: user.id.clone(),
+            expect: Expect::Rev(2),
+        }],
+    )
+    .await;
+    assert_eq!(load_one(store, &key).await, None);
+}
+
+/// A commit writes everything or nothing, and a conflict lists every write whose condition
+/// failed, with the record as it is now.
+pub async fn login_commit_is_all_or_nothing(store: &dyn LoginStore) {
+    let at = now();
+    let (user, method_id, session) = user_with_session(at);
+    let owner = owner_of(&user, &method_id);
+    let taken = counter_of(&[at]);
+    committed(
+        store,
+        vec![Write::PutCounter {
+            counter: taken.clone(),
+            expect: Expect::Absent,
+        }],
+    )
+    .await;
+    let fresh = counter_of(&[at]);
+    let writes = vec![
+        Write::PutUser {
+            user: user.clone(),
+            expect: Expect::Absent,
+        },
+        Write::PutCounter {
+            counter: taken.clone(),
+            expect: Expect::Absent,
+        },
+        Write::PutOwner {
+            owner: owner.clone(),
+            expect: Expect::Absent,
+        },
+        Write::PutCounter {
+            counter: fresh.clone(),
+            expect: Expect::Rev(4),
+        },
+        Write::PutSession {
+            session: session.clone(),
+            expect: Expect::Absent,
+        },
+    ];
+    let found = conflicts(store, writes).await;
     assert_eq!(
-        store.list_sessions(&app, &bob).await.expect("list"),
-        vec![b1.clone()],
-        "another user's sessions stay"
+        found,
+        vec![
+            Conflict {
+                index: 1,
+                current: Some(Record::Counter(Versioned::new(taken, 1))),
+            },
+            Conflict {
+                index: 3,
+                current: None,
+            },
+        ]
+    );
+    let keys = [
+        user_key(&user),
+        Key::Owner {
+            app_id: owner.app_id.clone(),
+            identifier: owner.identifier.clone(),
+        },
+        Key::Counter { key: fresh.key },
+        Record::Session(Versioned::new(session, 1)).key(),
+    ];
+    assert_eq!(
+        store.load(&keys).await.expect("load"),
+        vec![None, None, None, None],
+        "nothing of a cancelled commit is written"
+    );
+
+    // Two writes on one record are refused before anything is tried.
+    let twice = vec![
+        Write::PutUser {
+            user: user.clone(),
+            expect: Expect::Absent,
+        },
+        Write::UserUnlocked {
+            app_id: user.app_id.clone(),
+            user_id: user.id.clone(),
+            now: at,
+        },
+    ];
+    assert!(matches!(
+        commit(store, twice).await,
+        Err(CommitError::Store(_))
+    ));
+    assert_eq!(load_one(store, &user_key(&user)).await, None);
+}
+
+/// A commit repeated with its token (the retry of a commit whose answer was lost) succeeds
+/// without writing again; the same token for other writes is an error; another token is a new
+/// commit.
+pub async fn login_commit_tokens_are_idempotent(store: &dyn LoginStore) {
+    let at = now();
+    let counter = counter_of(&[at]);
+    let key = Key::Counter {
+        key: counter.key.clone(),
+    };
+    let writes = vec![Write::PutCounter {
+        counter: counter.clone(),
+        expect: Expect::Absent,
+    }];
+    let token = token();
+    store.commit(&writes, &token).await.expect("first commit");
+    store
+        .commit(&writes, &token)
+        .await
+        .expect("the same commit again, with its token");
+    assert_eq!(
+        load_one(store, &key).await,
+        Some(Record::Counter(Versioned::new(counter.clone(), 1))),
+        "applied once"
+    );
+    let other_writes = vec![Write::PutCounter {
+        counter: counter_of(&[at]),
+        expect: Expect::Absent,
+    }];
+    assert!(
+        matches!(
+            store.commit(&other_writes, &token).await,
+            Err(CommitError::Store(_))
+        ),
+        "a token is for one set of writes"
+    );
+    assert!(matches!(
+        store.commit(&writes, &self::token()).await,
+        Err(CommitError::Conflict(_))
+    ));
+    // A commit cancelled by a condition does not use up its token.
+    let cancelled = self::token();
+    let conditional = vec![Write::PutCounter {
+        counter: counter.clone(),
+        expect: Expect::Rev(1),
+    }];
+    store
+        .commit(&writes, &cancelled)
+        .await
+        .expect_err("a conflict");
+    store
+        .commit(&conditional, &cancelled)
+        .await
+        .expect("the token of a cancelled commit is free");
+}
+
+/// `UserUnlocked` holds for an existing user that is not locked at `now`; a locked user's
+/// conflict returns the user (with its lock), a missing one `None`.
+pub async fn login_user_unlocked_condition(store: &dyn LoginStore) {
+    let at = now();
+    let (mut user, _, _) = user_with_session(at);
+    let unlocked = |user: &User, now| Write::UserUnlocked {
+        app_id: user.app_id.clone(),
+        user_id: user.id.clone(),
+        now,
+    };
+    let missing = conflicts(store, vec![unlocked(&user, at)]).await;
+    assert_eq!(missing[0].current, None);
+    user.lock = Some(Lock {
+        created_at: at,
+        expires_at: at.plus_seconds(60),
+    });
+    committed(
+        store,
+        vec![Write::PutUser {
+            user: user.clone(),
+            expect: Expect::Absent,
+        }],
+    )
+    .await;
+    let locked = conflicts(store, vec![unlocked(&user, at.plus_seconds(59))]).await;
+    assert_eq!(
+        locked[0].current,
+        Some(Record::User(Versioned::new(user.clone(), 1)))
+    );
+    committed(store, vec![unlocked(&user, at.plus_seconds(60))]).await;
+    let mut stranger = user.clone();
+    stranger.id = UserId::generate_in(rnd(), user.id.home());
+    conflicts(store, vec![unlocked(&stranger, at.plus_seconds(60))]).await;
+}
+
+/// `ReplaceCode` keeps the replaced codes, newest first, at most `MAX_PREVIOUS_CODES` of them
+/// (whatever was there, unread); codes written whole keep their history as written.
+pub async fn login_replace_codes(store: &dyn LoginStore) {
+    let at = now();
+    let (user, method_id, _) = user_with_session(at);
+    let app_id = user.app_id.clone();
+    let key = codes_key(&app_id, &method_id);
+    let code = |n: i64| challenge_for(&user, &method_id, at.plus_seconds(n));
+    let (first, second, third, fourth) = (code(0), code(1), code(2), code(3));
+    let replace = |challenge: &Challenge| Write::ReplaceCode {
+        challenge: challenge.clone(),
+    };
+    let codes = |current: Option<&Challenge>, previous: &[&Challenge], rev| {
+        Some(Record::Codes(Versioned::new(
+            Codes {
+                app_id: app_id.clone(),
+                method_id: method_id.clone(),
+                current: current.cloned(),
+                previous: previous.iter().map(|c| (*c).clone()).collect(),
+            },
+            rev,
+        )))
+    };
+    committed(store, vec![replace(&first)]).await;
+    assert_eq!(load_one(store, &key).await, codes(Some(&first), &[], 1));
+    committed(store, vec![replace(&second)]).await;
+    committed(store, vec![replace(&third)]).await;
+    assert_eq!(
+        load_one(store, &key).await,
+        codes(Some(&third), &[&second, &first], 3)
+    );
+    assert_eq!(crate::model::MAX_PREVIOUS_CODES, 2);
+    committed(store, vec![replace(&fourth)]).await;
+    assert_eq!(
+        load_one(store, &key).await,
+        codes(Some(&fourth), &[&third, &second], 4),
+        "the oldest goes"
+    );
+
+    // Codes written whole (a spent code, its history), then replaced.
+    let mut spent = first.clone();
+    spent.consumed = true;
+    committed(
+        store,
+        vec![Write::PutCodes {
+            codes: Codes {
+                app_id: app_id.clone(),
+                method_id: method_id.clone(),
+                current: Some(spent.clone()),
+                previous: vec![second.clone()],
+            },
+            expect: Expect::Rev(4),
+        }],
+    )
+    .await;
+    committed(store, vec![replace(&third)]).await;
+    assert_eq!(
+        load_one(store, &key).await,
+        codes(Some(&third), &[&spent, &second], 6)
+    );
+    // No current code (all taken out): a replace makes the new one current, the history stays.
+    committed(
+        store,
+        vec![Write::PutCodes {
+            codes: Codes {
+                app_id: app_id.clone(),
+                method_id: method_id.clone(),
+                current: None,
+                previous: vec![second.clone()],
+            },
+            expect: Expect::Rev(6),
+        }],
+    )
+    .await;
+    assert_eq!(load_one(store, &key).await, codes(None, &[&second], 7));
+    committed(store, vec![replace(&fourth)]).await;
+    assert_eq!(
+        load_one(store, &key).await,
+        codes(Some(&fourth), &[&second], 8)
+    );
+    committed(
+        store,
+        vec![Write::DeleteCodes {
+            app_id: app_id.clone(),
+            method_id: method_id.clone(),
+            expect: Expect::Rev(8),
+        }],
+    )
+    .await;
+    assert_eq!(load_one(store, &key).await, None);
+}
+
+/// `TestIdentifierValid` holds while the test identifier exists, is the one named and is valid
+/// at `now`; a conflict returns it as it is (or `None`).
+pub async fn login_test_identifier_condition(store: &dyn AllStores) {
+    let at = now();
+    let app_id = AppId::generate(rnd());
+    let test = test_identifier_of(&app_id, phone(42), at);
+    let valid = |id: &TestIdentifierId, now| Write::TestIdentifierValid {
+        app_id: app_id.clone(),
+        identifier: test.identifier.clone(),
+        id: id.clone(),
+        now,
+    };
+    assert_eq!(
+        conflicts(store, vec![valid(&test.id, at)]).await[0].current,
+        None
+    );
+    store.put_test_identifier(&test).await.expect("put");
+    committed(store, vec![valid(&test.id, at)]).await;
+    let ended = conflicts(store, vec![valid(&test.id, test.valid_until)]).await;
+    assert_eq!(ended[0].current, Some(Record::TestIdentifier(test.clone())));
+    let other = TestIdentifierId::generate(rnd(), at);
+    conflicts(store, vec![valid(&other, at)]).await;
+    store
+        .delete_test_identifier(&app_id, &test.id)
+        .await
+        .expect("delete");
+    assert_eq!(
+        conflicts(store, vec![valid(&test.id, at)]).await[0].current,
+        None
+    );
+}
+
+/// `load_home` reads a user's home whole: the user, its codes and its sessions, and nothing of
+/// another home or app.
+pub async fn login_load_home(store: &dyn LoginStore) {
+    let at = now();
+    let (user, method_id, session) = user_with_session(at);
+    let app_id = user.app_id.clone();
+    let home = user.id.home();
+    let mut second_session = session_of(&app_id, &user.id, at.plus_seconds(1));
+    second_session.expires_at = at.plus_seconds(-1);
+    let (neighbour, neighbour_method, neighbour_session) = {
+        let (mut u, m, s) = user_with_session(at);
+        u.app_id = app_id.clone();
+        let m = match m {
+            MethodId::Phone(_) => MethodId::Phone(PhoneId::generate_in(rnd(), u.id.home())),
+            other => other,
+        };
+        let mut s = s;
+        s.app_id = app_id.clone();
+        s.user_id = u.id.clone();
+        (u, m, s)
+    };
+    let challenge = challenge_for(&user, &method_id, at);
+    committed(
+        store,
+        vec![
+            Write::PutUser {
+                user: user.clone(),
+                expect: Expect::Absent,
+            },
+            Write::ReplaceCode {
+                challenge: challenge.clone(),
+            },
+            Write::PutSession {
+                session: session.clone(),
+                expect: Expect::Absent,
+            },
+            Write::PutSession {
+                session: second_session.clone(),
+                expect: Expect::Absent,
+            },
+            Write::PutUser {
+                user: neighbour.clone(),
+                expect: Expect::Absent,
+            },
+            Write::ReplaceCode {
+                challenge: challenge_for(&neighbour, &neighbour_method, at),
+            },
+            Write::PutSession {
+                session: neighbour_session,
+                expect: Expect::Absent,
+            },
+        ],
+    )
+    .await;
+    let records = store.load_home(&app_id, home).await.expect("load_home");
+    assert_eq!(records.user, Some(Versioned::new(user.clone(), 1)));
+    assert_eq!(
+        records.codes,
+        vec![Versioned::new(
+            Codes {
+                app_id: app_id.clone(),
+                method_id,
+                current: Some(challenge),
+                previous: Vec::new(),
+            },
+            1
+        )]
+    );
+    let mut sessions: Vec<Session> = records.sessions.into_iter().map(|s| s.value).collect();
+    sessions.sort_by_key(|s| s.started_at);
+    assert_eq!(
+        sessions,
+        vec![session, second_session],
+        "expired sessions are read too: the domain checks expiry"
     );
     assert_eq!(
         store
-            .find_by_token_hash(&app, &b1.token_hash)
+            .load_home(&AppId::generate(rnd()), home)
             .await
-            .expect("find"),
-        Some(b1)
+            .expect("load_home"),
+        HomeRecords::default()
     );
-    store
-        .delete_user_sessions(&app, &alice)
-        .await
-        .expect("deleting no sessions is fine");
 }
 
-// ---------------------------------------------------------------------------------------------
-// RateLimitStore
-// ---------------------------------------------------------------------------------------------
-
-fn rate_counter(limit: u32, window_seconds: i64) -> RateCounter {
-    RateCounter {
-        key: format!("contract#{}", UserId::generate(rnd())),
-        limit,
-        window_seconds,
-    }
-}
-
-async fn counted(store: &dyn RateLimitStore, counter: &RateCounter, at: Timestamp) -> RateHit {
-    match store
-        .hit(std::slice::from_ref(counter), at)
-        .await
-        .expect("hit")
-    {
-        RateDecision::Counted(mut hits) if hits.len() == 1 => hits.remove(0),
-        other => panic!("expected the hit at {at:?} to be counted, got {other:?}"),
-    }
-}
-
-async fn limited(store: &dyn RateLimitStore, counter: &RateCounter, at: Timestamp) -> Timestamp {
-    match store
-        .hit(std::slice::from_ref(counter), at)
-        .await
-        .expect("hit")
-    {
-        RateDecision::Limited { retry_at } => retry_at,
-        counted => panic!("expected the hit at {at:?} to be limited, got {counted:?}"),
-    }
-}
-
-/// `hit` allows at most `limit` hits within any `window_seconds` (a sliding window), answers
-/// `Limited` with the time a hit will be allowed again, and at that time allows it.
-pub async fn rate_limit_window(store: &dyn RateLimitStore) {
+/// `touch_session` records an access on a live session in one step and returns it; a missing
+/// or expired session is left alone (`None`).
+pub async fn login_touch_session(store: &dyn LoginStore) {
     let at = now();
-    let counter = rate_counter(3, 60);
-    for offset in [0, 10, 20] {
-        let hit = counted(store, &counter, at.plus_seconds(offset)).await;
-        assert_eq!(hit.key, counter.key);
-        assert_eq!(hit.at, at.plus_seconds(offset));
-    }
+    let (user, _, session) = user_with_session(at);
+    let home = user.id.home();
+    let app_id = user.app_id.clone();
     assert_eq!(
-        limited(store, &counter, at.plus_seconds(30)).await,
-        at.plus_seconds(60)
+        store
+            .touch_session(&app_id, home, &session.token_hash, at, None)
+            .await
+            .expect("touch"),
+        None
+    );
+    committed(
+        store,
+        vec![Write::PutSession {
+            session: session.clone(),
+            expect: Expect::Absent,
+        }],
+    )
+    .await;
+    let later = at.plus_seconds(30);
+    let touched = store
+        .touch_session(&app_id, home, &session.token_hash, later, None)
+        .await
+        .expect("touch")
+        .expect("live");
+    let mut expected = session.clone();
+    expected.last_accessed_at = later;
+    assert_eq!(touched, Versioned::new(expected.clone(), 2));
+    let extended_to = later.plus_minutes(600);
+    let touched = store
+        .touch_session(&app_id, home, &session.token_hash, later, Some(extended_to))
+        .await
+        .expect("touch")
+        .expect("live");
+    expected.expires_at = extended_to;
+    assert_eq!(touched, Versioned::new(expected.clone(), 3));
+    let key = Record::Session(touched.clone()).key();
+    assert_eq!(load_one(store, &key).await, Some(Record::Session(touched)));
+    assert_eq!(
+        store
+            .touch_session(&app_id, home, &session.token_hash, extended_to, None)
+            .await
+            .expect("touch"),
+        None,
+        "an expired session is not touched"
     );
     assert_eq!(
-        limited(store, &counter, at.plus_seconds(59)).await,
-        at.plus_seconds(60),
-        "a refused hit is not counted"
-    );
-    let other = rate_counter(1, 60);
-    counted(store, &other, at.plus_seconds(30)).await;
-
-    // At `retry_at` the oldest hit has aged out (else Retry-After would lie); the window
-    // slides, so the next room comes when the hit at +10 ages out.
-    counted(store, &counter, at.plus_seconds(60)).await;
-    assert_eq!(
-        limited(store, &counter, at.plus_seconds(61)).await,
-        at.plus_seconds(70)
-    );
-    counted(store, &counter, at.plus_seconds(70)).await;
-
-    // A limit of 1 is a cooldown from the last accepted hit.
-    let cooldown = rate_counter(1, 30);
-    counted(store, &cooldown, at).await;
-    assert_eq!(
-        limited(store, &cooldown, at.plus_seconds(29)).await,
-        at.plus_seconds(30)
-    );
-    counted(store, &cooldown, at.plus_seconds(45)).await;
-    assert_eq!(
-        limited(store, &cooldown, at.plus_seconds(74)).await,
-        at.plus_seconds(75),
-        "the cooldown starts at the last accepted hit"
+        load_one(store, &key).await,
+        Some(Record::Session(Versioned::new(expected, 3)))
     );
 }
 
-/// Several counters in one `hit` are counted together or not at all.
-pub async fn rate_limit_all_or_nothing(store: &dyn RateLimitStore) {
+/// Of many concurrent commits that expect one revision of one record, exactly one succeeds;
+/// of many that put one absent record, exactly one.
+pub async fn concurrent_commits_have_one_winner(store: Arc<dyn AllStores>) {
     let at = now();
-    let roomy = rate_counter(5, 60);
-    let full = rate_counter(1, 60);
-    counted(store, &full, at).await;
-    let decision = store
-        .hit(&[roomy.clone(), full.clone()], at.plus_seconds(1))
-        .await
-        .expect("hit");
+    let counter = counter_of(&[]);
+    committed(
+        &*store,
+        vec![Write::PutCounter {
+            counter: counter.clone(),
+            expect: Expect::Absent,
+        }],
+    )
+    .await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(CONCURRENT_TASKS));
+    let tasks = (0..CONCURRENT_TASKS)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            let mut mine = counter.clone();
+            mine.hits = vec![at.plus_seconds(i as i64)];
+            tokio::spawn(async move {
+                barrier.wait().await;
+                commit(
+                    &*store,
+                    vec![Write::PutCounter {
+                        counter: mine,
+                        expect: Expect::Rev(1),
+                    }],
+                )
+                .await
+            })
+        })
+        .collect();
+    let results = join_all(tasks).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(()) | Err(CommitError::Conflict(_))))
+    );
+
+    let app_id = AppId::generate(rnd());
+    let identifier = phone(3);
+    let tasks = (0..CONCURRENT_TASKS)
+        .map(|_| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            let (user, method_id) = user_of(&app_id, &identifier, UserStatus::Active, at);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                commit(
+                    &*store,
+                    vec![
+                        Write::PutOwner {
+                            owner: owner_of(&user, &method_id),
+                            expect: Expect::Absent,
+                        },
+                        Write::PutUser {
+                            user,
+                            expect: Expect::Absent,
+                        },
+                    ],
+                )
+                .await
+            })
+        })
+        .collect();
+    let results = join_all(tasks).await;
     assert_eq!(
-        decision,
-        RateDecision::Limited {
-            retry_at: at.plus_seconds(60)
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "one owner of an identifier"
+    );
+}
+
+/// Concurrent unconditional code replacements are all applied, one revision each, none lost.
+pub async fn concurrent_code_replacements_are_all_applied(store: Arc<dyn AllStores>) {
+    const REPLACEMENTS: usize = 40;
+    let at = now();
+    let (user, method_id, _) = user_with_session(at);
+    let barrier = Arc::new(tokio::sync::Barrier::new(REPLACEMENTS));
+    let tasks = (0..REPLACEMENTS)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            let challenge = challenge_for(&user, &method_id, at.plus_seconds(i as i64));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                committed(&*store, vec![Write::ReplaceCode { challenge }]).await;
+            })
+        })
+        .collect();
+    join_all(tasks).await;
+    match load_one(&*store, &codes_key(&user.app_id, &method_id)).await {
+        Some(Record::Codes(codes)) => {
+            assert_eq!(codes.rev, REPLACEMENTS as u64);
+            assert!(codes.value.current.is_some());
+            assert_eq!(codes.value.previous.len(), crate::model::MAX_PREVIOUS_CODES);
         }
-    );
-    for offset in 2..7 {
-        counted(store, &roomy, at.plus_seconds(offset)).await;
-    }
-    limited(store, &roomy, at.plus_seconds(7)).await;
-    let other = rate_counter(2, 60);
-    match store
-        .hit(&[other.clone(), rate_counter(2, 60)], at)
-        .await
-        .expect("hit")
-    {
-        RateDecision::Counted(hits) => assert_eq!(hits.len(), 2),
-        limited => panic!("two fresh counters: {limited:?}"),
+        other => panic!("{other:?}"),
     }
 }
 
-/// `give_back` takes back counted hits; giving back unknown hits changes nothing.
-pub async fn rate_limit_give_back(store: &dyn RateLimitStore) {
-    let at = now();
-    let counter = rate_counter(2, 60);
-    counted(store, &counter, at).await;
-    let second = counted(store, &counter, at.plus_seconds(1)).await;
-    limited(store, &counter, at.plus_seconds(2)).await;
-    store
-        .give_back(std::slice::from_ref(&second))
-        .await
-        .expect("give_back");
-    counted(store, &counter, at.plus_seconds(3)).await;
-    limited(store, &counter, at.plus_seconds(4)).await;
-
-    // Giving back a hit of a counter that was never hit creates nothing that blocks.
-    let fresh = rate_counter(1, 60);
-    store
-        .give_back(&[RateHit {
-            key: fresh.key.clone(),
-            at,
-        }])
-        .await
-        .expect("give_back of an unknown counter");
-    counted(store, &fresh, at.plus_seconds(1)).await;
-}
-
-/// A hit that was given back leaves no trace: with a cooldown of 30 s, a hit given back at `t`
-/// and an accepted one at `t + 20` keep the next one out until `t + 50`.
-pub async fn rate_limit_given_back_hit_does_not_open_the_window(store: &dyn RateLimitStore) {
-    let at = now();
-    let cooldown = rate_counter(1, 30);
-    let refunded = counted(store, &cooldown, at).await;
-    store.give_back(&[refunded]).await.expect("give_back");
-    counted(store, &cooldown, at.plus_seconds(20)).await;
-    assert_eq!(
-        limited(store, &cooldown, at.plus_seconds(30)).await,
-        at.plus_seconds(50),
-        "two accepted hits 10 seconds apart under a 30-second cooldown"
-    );
+/// Of two concurrent deletes of an app's last two secrets, exactly one succeeds; the other is
+/// refused as the last secret.
+pub async fn concurrent_deletes_keep_the_last_secret(store: Arc<dyn AllStores>) {
+    for _ in 0..10 {
+        let at = now();
+        let (app, first) = app_with_secret(at);
+        store.create_app(&app, &first).await.expect("create_app");
+        let second = secret_of(&app.id, at);
+        store.add_secret(&second).await.expect("add_secret");
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let tasks = [first.id.clone(), second.id.clone()]
+            .into_iter()
+            .map(|secret_id| {
+                let (store, barrier, app_id) = (store.clone(), barrier.clone(), app.id.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.delete_secret(&app_id, &secret_id).await
+                })
+            })
+            .collect();
+        let results = join_all(tasks).await;
+        assert_eq!(results.iter().filter(|r| matches!(r, Ok(true))).count(), 1);
+        assert_eq!(results.iter().filter(|r| is_conflict(r)).count(), 1);
+        assert_eq!(store.list_secrets(&app.id).await.expect("list").len(), 1);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2189,326 +1707,6 @@ async fn join_all<T: Send + 'static>(tasks: Vec<tokio::task::JoinHandle<T>>) -> 
         out.push(task.await.expect("task panicked"));
     }
     out
-}
-
-/// Of many concurrent `consume` calls on one live code, exactly one returns `true`.
-pub async fn concurrent_consume(store: Arc<dyn ChallengeStore>) {
-    let at = now();
-    let app = AppId::generate(rnd());
-    let method = phone_method();
-    let challenge = challenge_of(&app, &method, at);
-    store.put_challenge(&challenge).await.expect("put");
-
-    let barrier = Arc::new(tokio::sync::Barrier::new(CONCURRENT_TASKS));
-    let tasks = (0..CONCURRENT_TASKS)
-        .map(|_| {
-            let (store, app, method, id) = (
-                store.clone(),
-                app.clone(),
-                method.clone(),
-                challenge.id.clone(),
-            );
-            let barrier = barrier.clone();
-            tokio::spawn(async move {
-                barrier.wait().await;
-                store
-                    .consume(&app, &method, &id, at, 5)
-                    .await
-                    .expect("consume")
-            })
-        })
-        .collect();
-    let results = join_all(tasks).await;
-    let winners = results.iter().filter(|won| **won).count();
-    assert_eq!(winners, 1, "exactly one concurrent consume succeeds");
-    assert!(
-        store
-            .get_challenge(&app, &method)
-            .await
-            .expect("get")
-            .expect("kept")
-            .consumed
-    );
-}
-
-/// Of many concurrent `record_wrong_attempt` calls with `max_attempts` 5, exactly 5 count
-/// (returning 1..=5 once each) and the rest return `None`.
-pub async fn concurrent_wrong_attempts(store: Arc<dyn ChallengeStore>) {
-    const MAX: u32 = 5;
-    let at = now();
-    let app = AppId::generate(rnd());
-    let method = phone_method();
-    let challenge = challenge_of(&app, &method, at);
-    store.put_challenge(&challenge).await.expect("put");
-
-    let barrier = Arc::new(tokio::sync::Barrier::new(CONCURRENT_TASKS));
-    let tasks = (0..CONCURRENT_TASKS)
-        .map(|_| {
-            let (store, app, method, id) = (
-                store.clone(),
-                app.clone(),
-                method.clone(),
-                challenge.id.clone(),
-            );
-            let barrier = barrier.clone();
-            tokio::spawn(async move {
-                barrier.wait().await;
-                store
-                    .record_wrong_attempt(&app, &method, &id, at, MAX)
-                    .await
-                    .expect("record_wrong_attempt")
-            })
-        })
-        .collect();
-    let results = join_all(tasks).await;
-    let mut counted: Vec<u32> = results.iter().filter_map(|r| *r).collect();
-    counted.sort_unstable();
-    assert_eq!(
-        counted,
-        (1..=MAX).collect::<Vec<_>>(),
-        "each count handed out once"
-    );
-    assert_eq!(
-        results.iter().filter(|r| r.is_none()).count(),
-        CONCURRENT_TASKS - MAX as usize
-    );
-    let stored = store
-        .get_challenge(&app, &method)
-        .await
-        .expect("get")
-        .expect("kept");
-    assert_eq!(stored.attempts, MAX);
-    assert!(
-        !store
-            .consume(&app, &method, &challenge.id, at, MAX)
-            .await
-            .expect("consume")
-    );
-}
-
-/// Of many concurrent `create_user` calls for one identifier, exactly one succeeds and the
-/// rest are `Conflict`.
-pub async fn concurrent_create_user(store: Arc<dyn UserStore>) {
-    let at = now();
-    let app = AppId::generate(rnd());
-    let number = phone(80);
-    let barrier = Arc::new(tokio::sync::Barrier::new(CONCURRENT_TASKS));
-    let tasks = (0..CONCURRENT_TASKS)
-        .map(|_| {
-            let (user, _) = user_of(&app, &number, UserStatus::Active, at);
-            let store = store.clone();
-            let barrier = barrier.clone();
-            tokio::spawn(async move {
-                barrier.wait().await;
-                (user.id.clone(), store.create_user(&user).await)
-            })
-        })
-        .collect();
-    let results = join_all(tasks).await;
-    let created: Vec<&UserId> = results
-        .iter()
-        .filter(|(_, r)| r.is_ok())
-        .map(|(id, _)| id)
-        .collect();
-    assert_eq!(
-        created.len(),
-        1,
-        "exactly one concurrent create_user succeeds"
-    );
-    assert!(
-        results.iter().all(|(_, r)| r.is_ok() || is_conflict(r)),
-        "the others are Conflict"
-    );
-    assert_eq!(
-        store
-            .find_by_identifier(&app, &number)
-            .await
-            .expect("find")
-            .map(|(u, _)| u.id),
-        Some(created[0].clone())
-    );
-    for (id, result) in &results {
-        if result.is_err() {
-            assert_eq!(store.get_user(&app, id).await.expect("get"), None);
-        }
-    }
-}
-
-/// Concurrent `record_failure` calls lose no count, and stop at the lock: with `limit` 10, of
-/// 100 concurrent calls exactly 10 are `Counted` (the one that reaches the limit with
-/// `locked_now`) and the other 90 `AlreadyLocked`.
-pub async fn concurrent_record_failure(store: Arc<dyn UserStore>) {
-    let at = now();
-    let app = AppId::generate(rnd());
-
-    let run = |user_id: UserId, calls: usize, limit: u32| {
-        let barrier = Arc::new(tokio::sync::Barrier::new(calls));
-        let tasks: Vec<_> = (0..calls)
-            .map(|_| {
-                let (store, app, id) = (store.clone(), app.clone(), user_id.clone());
-                let barrier = barrier.clone();
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    store
-                        .record_failure(&app, &id, at, limit, 3600)
-                        .await
-                        .expect("record_failure")
-                })
-            })
-            .collect();
-        join_all(tasks)
-    };
-
-    // Far below the limit: every call counts, none is lost.
-    let (user, _) = user_of(&app, &phone(90), UserStatus::Active, at);
-    store.create_user(&user).await.expect("create_user");
-    let results = run(user.id.clone(), CONCURRENT_TASKS, 1_000).await;
-    let stored = store
-        .get_user(&app, &user.id)
-        .await
-        .expect("get")
-        .expect("user");
-    assert_eq!(
-        stored.failed_attempts, CONCURRENT_TASKS as u32,
-        "no concurrent failure is lost"
-    );
-    let mut seen: Vec<u32> = results
-        .into_iter()
-        .map(|r| {
-            let (user, locked_now) = failure_counted(r);
-            assert!(!locked_now);
-            user.failed_attempts
-        })
-        .collect();
-    seen.sort_unstable();
-    assert_eq!(seen, (1..=CONCURRENT_TASKS as u32).collect::<Vec<_>>());
-    assert_eq!(stored.lock, None);
-    // The next call reaches the limit and locks.
-    let limit = CONCURRENT_TASKS as u32 + 1;
-    let results = run(user.id.clone(), 1, limit).await;
-    let (locked, locked_now) = failure_counted(results.into_iter().next().expect("one result"));
-    assert!(locked_now && locked.lock.is_some(), "locked at the limit");
-
-    // Across the limit: exactly `LIMIT` count, one of them locks, the rest count nothing.
-    const LIMIT: u32 = 10;
-    let (user, _) = user_of(&app, &phone(91), UserStatus::Active, at);
-    store.create_user(&user).await.expect("create_user");
-    let results = run(user.id.clone(), CONCURRENT_TASKS, LIMIT).await;
-    let stored = store
-        .get_user(&app, &user.id)
-        .await
-        .expect("get")
-        .expect("user");
-    let lock = stored.lock.expect("locked at the limit");
-    assert_eq!(lock.created_at, at);
-    assert_eq!(stored.failed_attempts, 0, "the count starts again");
-    let mut seen = Vec::new();
-    let mut lockers = 0;
-    let mut already_locked = 0;
-    for result in results {
-        match result {
-            FailureOutcome::Counted { user, locked_now } => {
-                if locked_now {
-                    lockers += 1;
-                    assert_eq!(user.lock, Some(lock));
-                    assert_eq!(user.failed_attempts, 0);
-                } else {
-                    assert_eq!(user.active_lock(at), None);
-                    seen.push(user.failed_attempts);
-                }
-            }
-            FailureOutcome::AlreadyLocked(l) => {
-                assert_eq!(l, lock);
-                already_locked += 1;
-            }
-            FailureOutcome::UserGone => panic!("the user exists"),
-        }
-    }
-    seen.sort_unstable();
-    assert_eq!(lockers, 1, "exactly one failure locks");
-    assert_eq!(
-        seen,
-        (1..LIMIT).collect::<Vec<_>>(),
-        "each count below the limit handed out once"
-    );
-    assert_eq!(
-        already_locked,
-        CONCURRENT_TASKS - LIMIT as usize,
-        "the rest count nothing"
-    );
-}
-
-/// After a `restore`, of many concurrent `consume` calls exactly one succeeds again.
-pub async fn concurrent_consume_after_restore(store: Arc<dyn ChallengeStore>) {
-    let at = now();
-    let app = AppId::generate(rnd());
-    let method = phone_method();
-    let challenge = challenge_of(&app, &method, at);
-    store.put_challenge(&challenge).await.expect("put");
-    assert!(
-        store
-            .consume(&app, &method, &challenge.id, at, 5)
-            .await
-            .expect("consume")
-    );
-
-    let barrier = Arc::new(tokio::sync::Barrier::new(CONCURRENT_TASKS));
-    let tasks = (0..CONCURRENT_TASKS)
-        .map(|i| {
-            let (store, app, method, id) = (
-                store.clone(),
-                app.clone(),
-                method.clone(),
-                challenge.id.clone(),
-            );
-            let barrier = barrier.clone();
-            tokio::spawn(async move {
-                barrier.wait().await;
-                if i == 0 {
-                    // The one restore races the consumes: either it comes first and one of
-                    // them wins, or it comes last and leaves the code unused.
-                    let restored = store.restore(&app, &method, &id).await.expect("restore");
-                    assert!(restored, "the code was used: restore succeeds");
-                    false
-                } else {
-                    store
-                        .consume(&app, &method, &id, at, 5)
-                        .await
-                        .expect("consume")
-                }
-            })
-        })
-        .collect();
-    let results = join_all(tasks).await;
-    let winners = results.iter().filter(|won| **won).count();
-    let consumed = store
-        .get_challenge(&app, &method)
-        .await
-        .expect("get")
-        .expect("kept")
-        .consumed;
-    assert!(winners <= 1, "at most one consume after one restore");
-    assert_eq!(
-        consumed,
-        winners == 1,
-        "the code is used exactly when a consume won"
-    );
-    if winners == 0 {
-        assert!(
-            store
-                .consume(&app, &method, &challenge.id, at, 5)
-                .await
-                .expect("consume"),
-            "the restored code is consumed"
-        );
-    }
-    assert!(
-        !store
-            .consume(&app, &method, &challenge.id, at, 5)
-            .await
-            .expect("consume"),
-        "once"
-    );
 }
 
 /// Of many concurrent default `put_config` calls for one app and channel, exactly one config
@@ -2539,43 +1737,12 @@ pub async fn concurrent_default_config(store: Arc<dyn ConfigStore>) {
         "exactly one default survives concurrent writes"
     );
     assert_eq!(
-        store
-            .default_config(&app, Channel::Sms)
+        default_config(&*store, &app, Channel::Sms)
             .await
             .expect("default")
             .map(|c| c.id),
         Some(defaults[0].id.clone())
     );
-}
-
-/// Of many concurrent `hit` calls on one counter with limit 5, exactly 5 are counted.
-pub async fn concurrent_rate_limit_hits(store: Arc<dyn RateLimitStore>) {
-    const LIMIT: u32 = 5;
-    let at = now();
-    let counter = rate_counter(LIMIT, 600);
-    let barrier = Arc::new(tokio::sync::Barrier::new(CONCURRENT_TASKS));
-    let tasks = (0..CONCURRENT_TASKS)
-        .map(|_| {
-            let (store, counter, barrier) = (store.clone(), counter.clone(), barrier.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                store
-                    .hit(std::slice::from_ref(&counter), at)
-                    .await
-                    .expect("hit")
-            })
-        })
-        .collect();
-    let results = join_all(tasks).await;
-    let counted = results
-        .iter()
-        .filter(|d| matches!(d, RateDecision::Counted(_)))
-        .count();
-    assert_eq!(counted, LIMIT as usize, "exactly the limit is counted");
-    assert!(results.iter().all(|d| match d {
-        RateDecision::Counted(hits) => hits.len() == 1 && hits[0].at == at,
-        RateDecision::Limited { retry_at } => *retry_at == at.plus_seconds(600),
-    }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2586,19 +1753,14 @@ pub async fn concurrent_rate_limit_hits(store: Arc<dyn RateLimitStore>) {
 /// one shared `Arc` (every behaviour isolates itself by app, so sharing is fine).
 pub async fn run_all<S, F, Fut>(mut make: F)
 where
-    S: AppStore
-        + ConfigStore
-        + UserStore
-        + ChallengeStore
-        + SessionStore
-        + RateLimitStore
-        + 'static,
+    S: AppStore + ConfigStore + LoginStore + 'static,
     F: FnMut() -> Fut,
     Fut: Future<Output = Arc<S>>,
 {
     app_create_and_get(&*make().await).await;
     app_secrets_add_list_delete(&*make().await).await;
     app_secret_touch(&*make().await).await;
+    app_load_app(&*make().await).await;
 
     config_put_get_list_delete(&*make().await).await;
     config_default_switching(&*make().await).await;
@@ -2607,36 +1769,20 @@ where
     test_identifier_uniqueness(&*make().await).await;
     sms_countries(&*make().await).await;
 
-    user_create_and_find(&*make().await).await;
-    user_identifier_conflicts(&*make().await).await;
-    user_add_method(&*make().await).await;
-    user_record_success(&*make().await).await;
-    user_record_failure_locks(&*make().await).await;
-    user_delete(&*make().await).await;
+    login_load_every_record_kind(&*make().await).await;
+    login_revisions_guard_writes(&*make().await).await;
+    login_commit_is_all_or_nothing(&*make().await).await;
+    login_commit_tokens_are_idempotent(&*make().await).await;
+    login_user_unlocked_condition(&*make().await).await;
+    login_replace_codes(&*make().await).await;
+    login_test_identifier_condition(&*make().await).await;
+    login_load_home(&*make().await).await;
+    login_touch_session(&*make().await).await;
 
-    challenge_put_replaces(&*make().await).await;
-    challenge_consume_once(&*make().await).await;
-    challenge_consume_refusals(&*make().await).await;
-    challenge_wrong_attempts(&*make().await).await;
-    challenge_restore(&*make().await).await;
-    challenge_delete(&*make().await).await;
-
-    session_create_get_find(&*make().await).await;
-    session_update_and_delete(&*make().await).await;
-    session_list_and_delete_user_sessions(&*make().await).await;
-
-    rate_limit_window(&*make().await).await;
-    rate_limit_all_or_nothing(&*make().await).await;
-    rate_limit_give_back(&*make().await).await;
-    rate_limit_given_back_hit_does_not_open_the_window(&*make().await).await;
-
-    concurrent_consume(make().await).await;
-    concurrent_consume_after_restore(make().await).await;
-    concurrent_wrong_attempts(make().await).await;
-    concurrent_create_user(make().await).await;
-    concurrent_record_failure(make().await).await;
     concurrent_default_config(make().await).await;
-    concurrent_rate_limit_hits(make().await).await;
+    concurrent_commits_have_one_winner(make().await).await;
+    concurrent_code_replacements_are_all_applied(make().await).await;
+    concurrent_deletes_keep_the_last_secret(make().await).await;
 }
 
 /// One `#[tokio::test]` (multi-thread) per behaviour of the store contract, each on a store made
@@ -2647,23 +1793,19 @@ where
 macro_rules! store_contract_tests {
     ($make:expr) => {
         $crate::store_contract_tests!(@by_ref $make;
-            app_create_and_get, app_secrets_add_list_delete, app_secret_touch,
+            app_create_and_get, app_secrets_add_list_delete, app_secret_touch, app_load_app,
             config_put_get_list_delete, config_default_switching,
             config_missing_template_conflict, template_crud_and_in_use_conflict,
             test_identifier_uniqueness, sms_countries,
-            user_create_and_find, user_identifier_conflicts, user_add_method,
-            user_record_success, user_record_failure_locks, user_delete,
-            challenge_put_replaces, challenge_consume_once, challenge_consume_refusals,
-            challenge_wrong_attempts, challenge_restore, challenge_delete,
-            session_create_get_find, session_update_and_delete,
-            session_list_and_delete_user_sessions,
-            rate_limit_window, rate_limit_all_or_nothing, rate_limit_give_back,
-            rate_limit_given_back_hit_does_not_open_the_window
+            login_load_every_record_kind, login_revisions_guard_writes,
+            login_commit_is_all_or_nothing, login_commit_tokens_are_idempotent,
+            login_user_unlocked_condition, login_replace_codes,
+            login_test_identifier_condition, login_load_home, login_touch_session
         );
         $crate::store_contract_tests!(@by_arc $make;
-            concurrent_consume, concurrent_consume_after_restore, concurrent_wrong_attempts,
-            concurrent_create_user,
-            concurrent_record_failure, concurrent_default_config, concurrent_rate_limit_hits
+            concurrent_default_config, concurrent_commits_have_one_winner,
+            concurrent_code_replacements_are_all_applied,
+            concurrent_deletes_keep_the_last_secret
         );
     };
     (@by_ref $make:expr; $($name:ident),+ $(,)?) => {

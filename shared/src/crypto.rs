@@ -5,6 +5,10 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::ids::Home;
 use crate::random::{Random, random_token};
 
 pub type Hash32 = [u8; 32];
@@ -64,9 +68,14 @@ pub fn new_app_secret(random: &dyn Random) -> (String, Hash32) {
     (secret, hash)
 }
 
-/// A new session token and the hash that is stored.
-pub fn new_session_token(random: &dyn Random) -> (String, Hash32) {
-    let token = random_token(random);
+/// A new session token of a user whose home is `home`, and the hash that is stored: 43
+/// base64url characters of 32 bytes, the home's 6 then 26 fresh random bytes (208 bits), so
+/// that the token names the partition its session is in.
+pub fn new_session_token(random: &dyn Random, home: Home) -> (String, Hash32) {
+    let mut bytes = [0u8; 32];
+    random.fill_bytes(&mut bytes);
+    bytes[..6].copy_from_slice(&home.bytes());
+    let token = URL_SAFE_NO_PAD.encode(bytes);
     let hash = sha256(token.as_bytes());
     (token, hash)
 }
@@ -137,6 +146,18 @@ mod tests {
         assert!(parsed.verify("dev-management-key"));
         assert!(!parsed.verify("dev-management-kez"));
         assert!(ManagementKeyHash::from_hex("zz").is_none());
+    }
+
+    #[test]
+    fn session_tokens_name_their_home() {
+        let random = SeededRandom::new(4);
+        let home = Home::generate(&random);
+        let (token, hash) = new_session_token(&random, home);
+        assert_eq!(token.len(), 43);
+        assert_eq!(hash, sha256(token.as_bytes()));
+        assert_eq!(Home::of_session_token(&token), Some(home));
+        let (other, _) = new_session_token(&random, home);
+        assert_ne!(token, other);
     }
 
     #[test]

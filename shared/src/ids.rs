@@ -14,6 +14,83 @@ fn new_uuid_v4(random: &dyn Random) -> uuid::Uuid {
     uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 
+/// A UUIDv4 whose first six bytes are `home` (the version and variant bits lie after them).
+fn new_uuid_v4_in(random: &dyn Random, home: Home) -> uuid::Uuid {
+    let mut bytes = [0u8; 16];
+    random.fill_bytes(&mut bytes);
+    bytes[..HOME_BYTES].copy_from_slice(&home.0);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+const HOME_BYTES: usize = 6;
+
+/// Where a user's records live: its user record, codes and sessions share one partition named
+/// by 48 random bits drawn when the user is made. The user id, the method ids and the session
+/// ids of the user begin with them (the first 12 hex digits of the UUID), and so do its session
+/// tokens (their first 6 bytes), so that any of them names the partition without a lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Home([u8; HOME_BYTES]);
+
+impl Home {
+    pub fn generate(random: &dyn Random) -> Home {
+        let mut bytes = [0u8; HOME_BYTES];
+        random.fill_bytes(&mut bytes);
+        Home(bytes)
+    }
+
+    pub fn from_bytes(bytes: [u8; HOME_BYTES]) -> Home {
+        Home(bytes)
+    }
+
+    pub fn bytes(&self) -> [u8; HOME_BYTES] {
+        self.0
+    }
+
+    /// 12 lowercase hex digits, as in the ids.
+    pub fn to_hex(self) -> String {
+        crate::crypto::to_hex(&self.0)
+    }
+
+    pub fn parse_hex(text: &str) -> Option<Home> {
+        if text.len() != 2 * HOME_BYTES || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut bytes = [0u8; HOME_BYTES];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Home(bytes))
+    }
+
+    /// The home named by an id of the form `<prefix><uuid>` (already checked by `parse`).
+    fn of_uuid_id(id: &str, prefix: &str) -> Home {
+        let uuid = id.get(prefix.len()..).unwrap_or_default();
+        // `xxxxxxxx-xxxx-...`: the first 8 and the next 4 hex digits.
+        let hex: String = uuid.chars().filter(|c| *c != '-').take(12).collect();
+        Home::parse_hex(&hex).unwrap_or(Home([0; HOME_BYTES]))
+    }
+
+    /// The home a session token names (its first 6 bytes), if the token has the token's form.
+    pub fn of_session_token(token: &str) -> Option<Home> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()?;
+        if bytes.len() != 32 {
+            return None;
+        }
+        let mut home = [0u8; HOME_BYTES];
+        home.copy_from_slice(&bytes[..HOME_BYTES]);
+        Some(Home(home))
+    }
+}
+
+impl fmt::Display for Home {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
 fn new_ulid(random: &dyn Random, now: Timestamp) -> ulid::Ulid {
     let mut bytes = [0u8; 16];
     random.fill_bytes(&mut bytes);
@@ -66,6 +143,23 @@ macro_rules! uuid_id {
     };
 }
 
+/// Ids of a user's own things, which name the user's home.
+macro_rules! homed_id {
+    ($name:ident) => {
+        impl $name {
+            /// A new id in `home` (the user's), otherwise random.
+            pub fn generate_in(random: &dyn Random, home: Home) -> Self {
+                $name(format!("{}{}", Self::PREFIX, new_uuid_v4_in(random, home)))
+            }
+
+            /// The home this id names.
+            pub fn home(&self) -> Home {
+                Home::of_uuid_id(&self.0, Self::PREFIX)
+            }
+        }
+    };
+}
+
 macro_rules! ulid_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
@@ -104,6 +198,10 @@ uuid_id!(PhoneId, "phone-number-");
 uuid_id!(EmailId, "email-");
 uuid_id!(SessionId, "session-");
 uuid_id!(RequestId, "request-id-");
+homed_id!(UserId);
+homed_id!(PhoneId);
+homed_id!(EmailId);
+homed_id!(SessionId);
 uuid_id!(
     /// Identifies one code sent to a method, so that a replaced code can be told from the current one.
     ChallengeId,
@@ -135,6 +233,14 @@ impl MethodId {
             MethodId::Email(id) => id.as_str(),
         }
     }
+
+    /// The home of the user the method belongs to.
+    pub fn home(&self) -> Home {
+        match self {
+            MethodId::Phone(id) => id.home(),
+            MethodId::Email(id) => id.home(),
+        }
+    }
 }
 
 impl fmt::Display for MethodId {
@@ -162,6 +268,31 @@ mod tests {
             MethodId::parse(phone.as_str()),
             Some(MethodId::Phone(phone))
         );
+    }
+
+    #[test]
+    fn ids_made_in_a_home_name_it_and_stay_uuid_v4() {
+        let random = SeededRandom::new(2);
+        let user = UserId::generate(&random);
+        let home = user.home();
+        let phone = PhoneId::generate_in(&random, home);
+        let email = EmailId::generate_in(&random, home);
+        let session = SessionId::generate_in(&random, home);
+        assert_eq!(PhoneId::parse(phone.as_str()), Some(phone.clone()));
+        assert_eq!(EmailId::parse(email.as_str()), Some(email.clone()));
+        assert_eq!(SessionId::parse(session.as_str()), Some(session.clone()));
+        assert_eq!(phone.home(), home);
+        assert_eq!(MethodId::Email(email).home(), home);
+        assert_eq!(session.home(), home);
+        assert_eq!(
+            &user.as_str()["user-".len().."user-".len() + 8],
+            &home.to_hex()[..8]
+        );
+        assert_ne!(PhoneId::generate_in(&random, home), phone);
+        assert_ne!(UserId::generate(&random).home(), home);
+        assert_eq!(Home::parse_hex(&home.to_hex()), Some(home));
+        assert_eq!(Home::parse_hex("00112233445g"), None);
+        assert_eq!(Home::of_session_token("short"), None);
     }
 
     #[test]

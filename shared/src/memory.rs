@@ -1,7 +1,7 @@
 //! In-memory adapters: the store behind one mutex (so every operation is as atomic as a
 //! DynamoDB conditional write or transaction), and the outbox that stands in for SNS and SES.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -10,17 +10,15 @@ use serde::Serialize;
 use crate::clock::{Clock, Timestamp};
 use crate::crypto::Hash32;
 use crate::identifiers::Identifier;
-use crate::ids::{
-    AppId, ChallengeId, ConfigId, MethodId, SecretId, SessionId, TemplateId, TestIdentifierId,
-    UserId,
-};
+use crate::ids::{AppId, ConfigId, Home, SecretId, TemplateId, TestIdentifierId};
 use crate::model::{
-    App, AppSecret, Challenge, Channel, LoginConfig, Session, Template, TestIdentifier, User,
+    App, AppSecret, Channel, Codes, LoginConfig, MAX_PREVIOUS_CODES, Session, Template,
+    TestIdentifier,
 };
 use crate::ports::{
-    AppStore, ChallengeStore, ConfigStore, DeliveryError, EmailMessage, EmailSender,
-    FailureOutcome, RateCounter, RateDecision, RateHit, RateLimitStore, SessionStore, SmsMessage,
-    SmsSender, StoreError, SuccessOutcome, TestMessageSink, UserStore, WriteError,
+    AppData, AppStore, CommitError, CommitToken, ConfigStore, Conflict, DeliveryError,
+    EmailMessage, EmailSender, Expect, HomeRecords, Key, LoginStore, Record, SmsMessage, SmsSender,
+    StoreError, TestMessageSink, Versioned, Write, WriteError,
 };
 
 #[derive(Default)]
@@ -31,14 +29,11 @@ struct State {
     templates: HashMap<AppId, BTreeMap<TemplateId, Template>>,
     test_identifiers: HashMap<AppId, BTreeMap<TestIdentifierId, TestIdentifier>>,
     sms_countries: HashMap<AppId, Option<Vec<String>>>,
-    users: HashMap<(AppId, UserId), User>,
-    identifiers: HashMap<(AppId, Identifier), (UserId, MethodId)>,
-    methods: HashMap<(AppId, MethodId), UserId>,
-    challenges: HashMap<(AppId, MethodId), Challenge>,
-    sessions: HashMap<(AppId, SessionId), Session>,
-    session_tokens: HashMap<(AppId, Hash32), SessionId>,
-    /// Rate limits: key -> times of the hits still inside some window.
-    rate_hits: HashMap<String, Vec<Timestamp>>,
+    /// The login path's records (users, codes, sessions, owners, counters) by key.
+    login: HashMap<Key, Record>,
+    /// Tokens of applied commits, with a fingerprint of their writes.
+    tokens: HashMap<CommitToken, Hash32>,
+    token_order: VecDeque<CommitToken>,
 }
 
 /// Every store port over one in-process map.
@@ -75,14 +70,8 @@ impl MemoryStore {
         for tests in s.test_identifiers.values() {
             out.push_str(&format!("{tests:?}\n"));
         }
-        for user in s.users.values() {
-            out.push_str(&format!("{user:?}\n"));
-        }
-        for challenge in s.challenges.values() {
-            out.push_str(&format!("{challenge:?}\n"));
-        }
-        for session in s.sessions.values() {
-            out.push_str(&format!("{session:?}\n"));
+        for record in s.login.values() {
+            out.push_str(&format!("{record:?}\n"));
         }
         out
     }
@@ -122,17 +111,49 @@ impl AppStore for MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn load_app(&self, app_id: &AppId) -> Result<Option<AppData>, StoreError> {
+        let s = self.state();
+        let Some(app) = s.apps.get(app_id).cloned() else {
+            return Ok(None);
+        };
+        Ok(Some(AppData {
+            app,
+            secrets: s
+                .secrets
+                .get(app_id)
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default(),
+            configs: s
+                .configs
+                .get(app_id)
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default(),
+            templates: s
+                .templates
+                .get(app_id)
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default(),
+            sms_countries: s.sms_countries.get(app_id).cloned().flatten(),
+        }))
+    }
+
     async fn delete_secret(
         &self,
         app_id: &AppId,
         secret_id: &SecretId,
-    ) -> Result<bool, StoreError> {
-        Ok(self
-            .state()
-            .secrets
-            .get_mut(app_id)
-            .and_then(|m| m.remove(secret_id))
-            .is_some())
+    ) -> Result<bool, WriteError> {
+        let mut s = self.state();
+        let Some(secrets) = s.secrets.get_mut(app_id) else {
+            return Ok(false);
+        };
+        if !secrets.contains_key(secret_id) {
+            return Ok(false);
+        }
+        if secrets.len() == 1 {
+            return Err(WriteError::Conflict("the app's last secret"));
+        }
+        secrets.remove(secret_id);
+        Ok(true)
     }
 
     async fn touch_secret(
@@ -198,18 +219,6 @@ impl ConfigStore for MemoryStore {
             .get(app_id)
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default())
-    }
-
-    async fn default_config(
-        &self,
-        app_id: &AppId,
-        channel: Channel,
-    ) -> Result<Option<LoginConfig>, StoreError> {
-        Ok(self.state().configs.get(app_id).and_then(|m| {
-            m.values()
-                .find(|c| c.channel == channel && c.is_default)
-                .cloned()
-        }))
     }
 
     async fn delete_config(
@@ -341,407 +350,236 @@ impl ConfigStore for MemoryStore {
     }
 }
 
-#[async_trait]
-impl UserStore for MemoryStore {
-    async fn find_by_identifier(
-        &self,
-        app_id: &AppId,
-        identifier: &Identifier,
-    ) -> Result<Option<(User, MethodId)>, StoreError> {
-        let s = self.state();
-        Ok(s.identifiers
-            .get(&(app_id.clone(), identifier.clone()))
-            .and_then(|(user_id, method_id)| {
-                s.users
-                    .get(&(app_id.clone(), user_id.clone()))
-                    .map(|u| (u.clone(), method_id.clone()))
-            }))
+/// The newest commit tokens remembered for idempotency (DynamoDB keeps them ten minutes).
+const REMEMBERED_TOKENS: usize = 100_000;
+
+impl State {
+    fn record(&self, key: &Key) -> Option<Record> {
+        match key {
+            Key::TestIdentifier { app_id, identifier } => self
+                .test_identifiers
+                .get(app_id)
+                .and_then(|m| m.values().find(|t| &t.identifier == identifier))
+                .cloned()
+                .map(Record::TestIdentifier),
+            _ => self.login.get(key).cloned(),
+        }
     }
 
-    async fn create_user(&self, user: &User) -> Result<(), WriteError> {
-        let mut s = self.state();
-        let methods: Vec<(MethodId, Identifier)> = user
-            .method_ids()
-            .into_iter()
-            .filter_map(|m| user.identifier_of(&m).map(|i| (m, i)))
-            .collect();
-        if methods.iter().any(|(_, i)| {
-            s.identifiers
-                .contains_key(&(user.app_id.clone(), i.clone()))
-        }) {
-            return Err(WriteError::Conflict("identifier taken"));
-        }
-        for (method_id, identifier) in methods {
-            s.identifiers.insert(
-                (user.app_id.clone(), identifier),
-                (user.id.clone(), method_id.clone()),
-            );
-            s.methods
-                .insert((user.app_id.clone(), method_id), user.id.clone());
-        }
-        s.users
-            .insert((user.app_id.clone(), user.id.clone()), user.clone());
-        Ok(())
+    /// The revision of what is at `key` (0 for a record without one: a test identifier).
+    fn rev(&self, key: &Key) -> Option<u64> {
+        self.record(key).map(|r| r.rev().unwrap_or(0))
     }
 
-    async fn add_method(
-        &self,
-        app_id: &AppId,
-        user_id: &UserId,
-        method_id: &MethodId,
-        identifier: &Identifier,
-    ) -> Result<User, WriteError> {
-        let mut s = self.state();
-        let key = (app_id.clone(), identifier.clone());
-        if s.identifiers.contains_key(&key) {
-            return Err(WriteError::Conflict("identifier taken"));
-        }
-        let Some(user) = s.users.get_mut(&(app_id.clone(), user_id.clone())) else {
-            return Err(WriteError::Conflict("user gone"));
+    /// Whether `write`'s condition holds now.
+    fn holds(&self, write: &Write) -> Result<bool, StoreError> {
+        let key = write.key();
+        let expect = |expect: &Expect| match (expect, self.rev(&key)) {
+            (Expect::Absent, current) => current.is_none(),
+            (Expect::Rev(rev), current) => current == Some(*rev),
+            (Expect::Present, current) => current.is_some(),
+            (Expect::Any, _) => true,
         };
-        user.add_method(method_id.clone(), identifier.clone());
-        let updated = user.clone();
-        s.identifiers
-            .insert(key, (user_id.clone(), method_id.clone()));
-        s.methods
-            .insert((app_id.clone(), method_id.clone()), user_id.clone());
-        Ok(updated)
-    }
-
-    async fn get_user(&self, app_id: &AppId, user_id: &UserId) -> Result<Option<User>, StoreError> {
-        Ok(self
-            .state()
-            .users
-            .get(&(app_id.clone(), user_id.clone()))
-            .cloned())
-    }
-
-    async fn find_by_method(
-        &self,
-        app_id: &AppId,
-        method_id: &MethodId,
-    ) -> Result<Option<User>, StoreError> {
-        let s = self.state();
-        Ok(s.methods
-            .get(&(app_id.clone(), method_id.clone()))
-            .and_then(|user_id| s.users.get(&(app_id.clone(), user_id.clone())))
-            .cloned())
-    }
-
-    async fn record_success(
-        &self,
-        app_id: &AppId,
-        user_id: &UserId,
-        method_id: &MethodId,
-        now: Timestamp,
-    ) -> Result<SuccessOutcome, StoreError> {
-        let mut s = self.state();
-        let Some(user) = s.users.get_mut(&(app_id.clone(), user_id.clone())) else {
-            return Ok(SuccessOutcome::UserGone);
-        };
-        if let Some(lock) = user.active_lock(now) {
-            return Ok(SuccessOutcome::Locked(lock));
-        }
-        user.record_success(method_id);
-        Ok(SuccessOutcome::Recorded(user.clone()))
-    }
-
-    async fn record_failure(
-        &self,
-        app_id: &AppId,
-        user_id: &UserId,
-        now: Timestamp,
-        limit: u32,
-        lock_seconds: i64,
-    ) -> Result<FailureOutcome, StoreError> {
-        let mut s = self.state();
-        let Some(user) = s.users.get_mut(&(app_id.clone(), user_id.clone())) else {
-            return Ok(FailureOutcome::UserGone);
-        };
-        if let Some(lock) = user.active_lock(now) {
-            return Ok(FailureOutcome::AlreadyLocked(lock));
-        }
-        let locked_now = user.failed_attempts.saturating_add(1) >= limit;
-        user.record_failure(now, limit, lock_seconds);
-        Ok(FailureOutcome::Counted {
-            user: user.clone(),
-            locked_now,
+        Ok(match write {
+            Write::PutUser { expect: e, .. }
+            | Write::PutOwner { expect: e, .. }
+            | Write::PutCodes { expect: e, .. }
+            | Write::PutSession { expect: e, .. }
+            | Write::PutCounter { expect: e, .. } => {
+                if !matches!(e, Expect::Absent | Expect::Rev(_)) {
+                    return Err(StoreError::Other(
+                        "a put must expect Absent or a revision".into(),
+                    ));
+                }
+                expect(e)
+            }
+            Write::DeleteUser { expect: e, .. }
+            | Write::DeleteOwner { expect: e, .. }
+            | Write::DeleteCodes { expect: e, .. }
+            | Write::DeleteSession { expect: e, .. }
+            | Write::Check { expect: e, .. } => expect(e),
+            Write::UserUnlocked { user_id, now, .. } => match self.login.get(&key) {
+                Some(Record::User(user)) => {
+                    &user.value.id == user_id && user.value.active_lock(*now).is_none()
+                }
+                _ => false,
+            },
+            Write::ReplaceCode { .. } => true,
+            Write::TestIdentifierValid { id, now, .. } => match self.record(&key) {
+                Some(Record::TestIdentifier(test)) => &test.id == id && test.valid_until > *now,
+                _ => false,
+            },
         })
     }
 
-    async fn delete_user(&self, app_id: &AppId, user_id: &UserId) -> Result<bool, StoreError> {
-        let mut s = self.state();
-        let Some(user) = s.users.remove(&(app_id.clone(), user_id.clone())) else {
-            return Ok(false);
+    fn apply(&mut self, write: &Write) {
+        let key = write.key();
+        let next_rev = self.rev(&key).map_or(1, |rev| rev + 1);
+        let record = match write {
+            Write::PutUser { user, .. } => {
+                Some(Record::User(Versioned::new(user.clone(), next_rev)))
+            }
+            Write::PutOwner { owner, .. } => {
+                Some(Record::Owner(Versioned::new(owner.clone(), next_rev)))
+            }
+            Write::PutCodes { codes, .. } => {
+                Some(Record::Codes(Versioned::new(codes.clone(), next_rev)))
+            }
+            Write::PutSession { session, .. } => {
+                Some(Record::Session(Versioned::new(session.clone(), next_rev)))
+            }
+            Write::PutCounter { counter, .. } => {
+                Some(Record::Counter(Versioned::new(counter.clone(), next_rev)))
+            }
+            Write::ReplaceCode { challenge } => {
+                let mut previous = match self.login.get(&key) {
+                    Some(Record::Codes(codes)) => codes.value.previous.clone(),
+                    _ => Vec::new(),
+                };
+                if let Some(Record::Codes(codes)) = self.login.get(&key)
+                    && let Some(current) = &codes.value.current
+                {
+                    previous.insert(0, current.clone());
+                }
+                previous.truncate(MAX_PREVIOUS_CODES);
+                Some(Record::Codes(Versioned::new(
+                    Codes {
+                        app_id: challenge.app_id.clone(),
+                        method_id: challenge.method_id.clone(),
+                        current: Some(challenge.clone()),
+                        previous,
+                    },
+                    next_rev,
+                )))
+            }
+            Write::DeleteUser { .. }
+            | Write::DeleteOwner { .. }
+            | Write::DeleteCodes { .. }
+            | Write::DeleteSession { .. } => {
+                self.login.remove(&key);
+                return;
+            }
+            Write::UserUnlocked { .. }
+            | Write::Check { .. }
+            | Write::TestIdentifierValid { .. } => {
+                return;
+            }
         };
-        for method_id in user.method_ids() {
-            if let Some(identifier) = user.identifier_of(&method_id) {
-                s.identifiers.remove(&(app_id.clone(), identifier));
-            }
-            s.methods.remove(&(app_id.clone(), method_id));
+        if let Some(record) = record {
+            self.login.insert(key, record);
         }
-        Ok(true)
     }
 }
 
 #[async_trait]
-impl ChallengeStore for MemoryStore {
-    async fn put_challenge(&self, challenge: &Challenge) -> Result<(), StoreError> {
-        self.state().challenges.insert(
-            (challenge.app_id.clone(), challenge.method_id.clone()),
-            challenge.clone(),
-        );
-        Ok(())
-    }
-
-    async fn get_challenge(
-        &self,
-        app_id: &AppId,
-        method_id: &MethodId,
-    ) -> Result<Option<Challenge>, StoreError> {
-        Ok(self
-            .state()
-            .challenges
-            .get(&(app_id.clone(), method_id.clone()))
-            .cloned())
-    }
-
-    async fn consume(
-        &self,
-        app_id: &AppId,
-        method_id: &MethodId,
-        challenge_id: &ChallengeId,
-        now: Timestamp,
-        max_attempts: u32,
-    ) -> Result<bool, StoreError> {
-        let mut s = self.state();
-        match s.challenges.get_mut(&(app_id.clone(), method_id.clone())) {
-            Some(c) if &c.id == challenge_id && c.is_live(now, max_attempts) => {
-                c.consumed = true;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    async fn record_wrong_attempt(
-        &self,
-        app_id: &AppId,
-        method_id: &MethodId,
-        challenge_id: &ChallengeId,
-        now: Timestamp,
-        max_attempts: u32,
-    ) -> Result<Option<u32>, StoreError> {
-        let mut s = self.state();
-        match s.challenges.get_mut(&(app_id.clone(), method_id.clone())) {
-            Some(c) if &c.id == challenge_id && c.is_live(now, max_attempts) => {
-                c.attempts += 1;
-                Ok(Some(c.attempts))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    async fn restore(
-        &self,
-        app_id: &AppId,
-        method_id: &MethodId,
-        challenge_id: &ChallengeId,
-    ) -> Result<bool, StoreError> {
-        let mut s = self.state();
-        match s.challenges.get_mut(&(app_id.clone(), method_id.clone())) {
-            Some(c) if &c.id == challenge_id && c.consumed => {
-                c.consumed = false;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    async fn delete_challenge(
-        &self,
-        app_id: &AppId,
-        method_id: &MethodId,
-        challenge_id: &ChallengeId,
-    ) -> Result<(), StoreError> {
-        let mut s = self.state();
-        let key = (app_id.clone(), method_id.clone());
-        if s.challenges
-            .get(&key)
-            .is_some_and(|c| &c.id == challenge_id)
-        {
-            s.challenges.remove(&key);
-        }
-        Ok(())
-    }
-
-    async fn delete_challenges(
-        &self,
-        app_id: &AppId,
-        method_ids: &[MethodId],
-    ) -> Result<(), StoreError> {
-        let mut s = self.state();
-        for method_id in method_ids {
-            s.challenges.remove(&(app_id.clone(), method_id.clone()));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl SessionStore for MemoryStore {
-    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
-        let mut s = self.state();
-        s.session_tokens.insert(
-            (session.app_id.clone(), session.token_hash),
-            session.id.clone(),
-        );
-        s.sessions.insert(
-            (session.app_id.clone(), session.id.clone()),
-            session.clone(),
-        );
-        Ok(())
-    }
-
-    async fn get_session(
-        &self,
-        app_id: &AppId,
-        session_id: &SessionId,
-    ) -> Result<Option<Session>, StoreError> {
-        Ok(self
-            .state()
-            .sessions
-            .get(&(app_id.clone(), session_id.clone()))
-            .cloned())
-    }
-
-    async fn find_by_token_hash(
-        &self,
-        app_id: &AppId,
-        token_hash: &Hash32,
-    ) -> Result<Option<Session>, StoreError> {
+impl LoginStore for MemoryStore {
+    async fn load(&self, keys: &[Key]) -> Result<Vec<Option<Record>>, StoreError> {
         let s = self.state();
-        Ok(s.session_tokens
-            .get(&(app_id.clone(), *token_hash))
-            .and_then(|id| s.sessions.get(&(app_id.clone(), id.clone())))
-            .cloned())
+        Ok(keys.iter().map(|key| s.record(key)).collect())
     }
 
-    async fn update_session(&self, session: &Session) -> Result<bool, StoreError> {
+    async fn load_home(&self, app_id: &AppId, home: Home) -> Result<HomeRecords, StoreError> {
+        let s = self.state();
+        let mut records = HomeRecords::default();
+        for (key, record) in &s.login {
+            match (key, record) {
+                (Key::User { app_id: a, home: h }, Record::User(user))
+                    if a == app_id && *h == home =>
+                {
+                    records.user = Some(user.clone());
+                }
+                (
+                    Key::Codes {
+                        app_id: a,
+                        method_id,
+                    },
+                    Record::Codes(codes),
+                ) if a == app_id && method_id.home() == home => {
+                    records.codes.push(codes.clone());
+                }
+                (
+                    Key::Session {
+                        app_id: a, home: h, ..
+                    },
+                    Record::Session(session),
+                ) if a == app_id && *h == home => {
+                    records.sessions.push(session.clone());
+                }
+                _ => {}
+            }
+        }
+        records.sessions.sort_by_key(|s| s.value.token_hash);
+        Ok(records)
+    }
+
+    async fn commit(&self, writes: &[Write], token: &CommitToken) -> Result<(), CommitError> {
         let mut s = self.state();
-        match s
-            .sessions
-            .get_mut(&(session.app_id.clone(), session.id.clone()))
+        let fingerprint = crate::crypto::sha256(format!("{writes:?}").as_bytes());
+        if let Some(seen) = s.tokens.get(token) {
+            return if *seen == fingerprint {
+                Ok(())
+            } else {
+                Err(
+                    StoreError::Other("a commit token was used again for other writes".into())
+                        .into(),
+                )
+            };
+        }
+        let keys: HashSet<Key> = writes.iter().map(Write::key).collect();
+        if keys.len() != writes.len() {
+            return Err(StoreError::Other("two writes of one commit on one record".into()).into());
+        }
+        let mut conflicts = Vec::new();
+        for (index, write) in writes.iter().enumerate() {
+            if !s.holds(write)? {
+                conflicts.push(Conflict {
+                    index,
+                    current: s.record(&write.key()),
+                });
+            }
+        }
+        if !conflicts.is_empty() {
+            return Err(CommitError::Conflict(conflicts));
+        }
+        for write in writes {
+            s.apply(write);
+        }
+        if s.token_order.len() >= REMEMBERED_TOKENS
+            && let Some(oldest) = s.token_order.pop_front()
         {
-            Some(stored) => {
-                *stored = session.clone();
-                Ok(true)
-            }
-            None => Ok(false),
+            s.tokens.remove(&oldest);
         }
-    }
-
-    async fn delete_session(
-        &self,
-        app_id: &AppId,
-        session_id: &SessionId,
-    ) -> Result<bool, StoreError> {
-        let mut s = self.state();
-        match s.sessions.remove(&(app_id.clone(), session_id.clone())) {
-            Some(session) => {
-                s.session_tokens
-                    .remove(&(app_id.clone(), session.token_hash));
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-
-    async fn list_sessions(
-        &self,
-        app_id: &AppId,
-        user_id: &UserId,
-    ) -> Result<Vec<Session>, StoreError> {
-        let mut sessions: Vec<Session> = self
-            .state()
-            .sessions
-            .values()
-            .filter(|s| &s.app_id == app_id && &s.user_id == user_id)
-            .cloned()
-            .collect();
-        sessions.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
-        Ok(sessions)
-    }
-
-    async fn delete_user_sessions(
-        &self,
-        app_id: &AppId,
-        user_id: &UserId,
-    ) -> Result<(), StoreError> {
-        let mut s = self.state();
-        let doomed: Vec<Session> = s
-            .sessions
-            .values()
-            .filter(|x| &x.app_id == app_id && &x.user_id == user_id)
-            .cloned()
-            .collect();
-        for session in doomed {
-            s.sessions.remove(&(app_id.clone(), session.id.clone()));
-            s.session_tokens
-                .remove(&(app_id.clone(), session.token_hash));
-        }
+        s.tokens.insert(token.clone(), fingerprint);
+        s.token_order.push_back(token.clone());
         Ok(())
     }
-}
 
-#[async_trait]
-impl RateLimitStore for MemoryStore {
-    async fn hit(
+    async fn touch_session(
         &self,
-        counters: &[RateCounter],
+        app_id: &AppId,
+        home: Home,
+        token_hash: &Hash32,
         now: Timestamp,
-    ) -> Result<RateDecision, StoreError> {
+        expires_at: Option<Timestamp>,
+    ) -> Result<Option<Versioned<Session>>, StoreError> {
         let mut s = self.state();
-        let mut retry_at: Option<Timestamp> = None;
-        for counter in counters {
-            let hits = s.rate_hits.entry(counter.key.clone()).or_default();
-            hits.retain(|at| at.plus_seconds(counter.window_seconds) > now);
-            hits.sort();
-            let live = hits.len();
-            if live >= counter.limit as usize {
-                // Room again when enough of the oldest hits have aged out.
-                let oldest_needed = hits[live - counter.limit as usize];
-                let at = oldest_needed.plus_seconds(counter.window_seconds);
-                retry_at = Some(retry_at.map_or(at, |r| r.max(at)));
-            }
+        let key = Key::Session {
+            app_id: app_id.clone(),
+            home,
+            token_hash: *token_hash,
+        };
+        let Some(Record::Session(session)) = s.login.get_mut(&key) else {
+            return Ok(None);
+        };
+        if !session.value.is_live(now) {
+            return Ok(None);
         }
-        if let Some(retry_at) = retry_at {
-            return Ok(RateDecision::Limited { retry_at });
+        session.value.last_accessed_at = now;
+        if let Some(expires_at) = expires_at {
+            session.value.expires_at = expires_at;
         }
-        let mut counted = Vec::with_capacity(counters.len());
-        for counter in counters {
-            s.rate_hits
-                .entry(counter.key.clone())
-                .or_default()
-                .push(now);
-            counted.push(RateHit {
-                key: counter.key.clone(),
-                at: now,
-            });
-        }
-        Ok(RateDecision::Counted(counted))
-    }
-
-    async fn give_back(&self, hits: &[RateHit]) -> Result<(), StoreError> {
-        let mut s = self.state();
-        for hit in hits {
-            if let Some(times) = s.rate_hits.get_mut(&hit.key)
-                && let Some(position) = times.iter().position(|at| *at == hit.at)
-            {
-                times.remove(position);
-            }
-        }
-        Ok(())
+        session.rev += 1;
+        Ok(Some(session.clone()))
     }
 }
 

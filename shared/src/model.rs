@@ -200,6 +200,14 @@ impl User {
         }
     }
 
+    /// Removes a method (a send that added it was not delivered).
+    pub fn remove_method(&mut self, method_id: &MethodId) {
+        match method_id {
+            MethodId::Phone(id) => self.phone_numbers.retain(|p| &p.id != id),
+            MethodId::Email(id) => self.emails.retain(|e| &e.id != id),
+        }
+    }
+
     /// A successful authentication: method verified, user active, failure count cleared.
     pub fn record_success(&mut self, method_id: &MethodId) {
         match method_id {
@@ -257,6 +265,67 @@ impl Challenge {
     pub fn is_live(&self, now: Timestamp, max_attempts: u32) -> bool {
         !self.consumed && self.expires_at > now && self.attempts < max_attempts
     }
+}
+
+/// The codes of one method: the current one, the only one that authenticates, and the ones it
+/// replaced (newest first, at most [`MAX_PREVIOUS_CODES`]), kept so that a resend whose delivery
+/// fails can put back the code the user has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Codes {
+    pub app_id: AppId,
+    pub method_id: MethodId,
+    pub current: Option<Challenge>,
+    pub previous: Vec<Challenge>,
+}
+
+/// Replaced codes a method keeps: enough for two resends in flight at once to fail and still
+/// leave the code before them (sends to one identifier are 30 seconds apart by default).
+pub const MAX_PREVIOUS_CODES: usize = 2;
+
+impl Codes {
+    /// Takes a code out, wherever it is: if it was the current one, the newest previous code
+    /// becomes current. Returns whether it was there.
+    pub fn take_out(&mut self, challenge_id: &ChallengeId) -> bool {
+        if self.current.as_ref().is_some_and(|c| &c.id == challenge_id) {
+            self.current = if self.previous.is_empty() {
+                None
+            } else {
+                Some(self.previous.remove(0))
+            };
+            return true;
+        }
+        let before = self.previous.len();
+        self.previous.retain(|c| &c.id != challenge_id);
+        self.previous.len() != before
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.current.is_none() && self.previous.is_empty()
+    }
+
+    /// Whether the code is the current one or one it replaced.
+    pub fn holds(&self, challenge_id: &ChallengeId) -> bool {
+        self.current
+            .iter()
+            .chain(self.previous.iter())
+            .any(|c| &c.id == challenge_id)
+    }
+}
+
+/// Who holds an identifier in an app: identifiers are unique per app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub app_id: AppId,
+    pub identifier: Identifier,
+    pub user_id: UserId,
+    pub method_id: MethodId,
+}
+
+/// A sliding-window send counter: the times of the sends it still counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendCounter {
+    pub key: String,
+    pub hits: Vec<Timestamp>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

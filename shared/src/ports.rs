@@ -1,18 +1,19 @@
 //! Ports: what the domain needs from storage and delivery. Each has an in-memory adapter
 //! (`memory`) and, for deployment, an AWS adapter. Every operation that must be atomic says so;
 //! adapters implement it with one conditional write or transaction, never read-then-write.
+//!
+//! The login path goes through `LoginStore`: load (one batched read), decide (a pure function
+//! of the domain), commit (one atomic write whose conditions re-check what was read).
 
 use async_trait::async_trait;
 
 use crate::clock::Timestamp;
 use crate::crypto::Hash32;
 use crate::identifiers::Identifier;
-use crate::ids::{
-    AppId, ChallengeId, ConfigId, MethodId, SecretId, SessionId, TemplateId, TestIdentifierId,
-    UserId,
-};
+use crate::ids::{AppId, ConfigId, Home, MethodId, SecretId, TemplateId, TestIdentifierId, UserId};
 use crate::model::{
-    App, AppSecret, Challenge, Channel, Lock, LoginConfig, Session, Template, TestIdentifier, User,
+    App, AppSecret, Challenge, Codes, LoginConfig, Owner, SendCounter, Session, Template,
+    TestIdentifier, User,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,16 +35,33 @@ pub enum WriteError {
     Store(#[from] StoreError),
 }
 
+/// Everything about an app that authenticating a Login API request and deciding a send needs:
+/// the app's own small partition, read in one go and cached per warm instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppData {
+    pub app: App,
+    pub secrets: Vec<AppSecret>,
+    pub configs: Vec<LoginConfig>,
+    pub templates: Vec<Template>,
+    /// `None`: every country the deployment allows.
+    pub sms_countries: Option<Vec<String>>,
+}
+
 #[async_trait]
 pub trait AppStore: Send + Sync {
     /// Creates the app together with its first secret.
     async fn create_app(&self, app: &App, secret: &AppSecret) -> Result<(), StoreError>;
     async fn get_app(&self, app_id: &AppId) -> Result<Option<App>, StoreError>;
+    /// The app with its secrets, login configs, templates and SMS countries, in one consistent
+    /// read.
+    async fn load_app(&self, app_id: &AppId) -> Result<Option<AppData>, StoreError>;
     async fn add_secret(&self, secret: &AppSecret) -> Result<(), StoreError>;
     async fn list_secrets(&self, app_id: &AppId) -> Result<Vec<AppSecret>, StoreError>;
-    /// Returns whether the secret existed.
+    /// Deletes a secret unless it is the app's last one (`Conflict`), atomically: of two
+    /// concurrent deletes of an app's last two secrets exactly one succeeds. `Ok(false)` when
+    /// the secret does not exist.
     async fn delete_secret(&self, app_id: &AppId, secret_id: &SecretId)
-    -> Result<bool, StoreError>;
+    -> Result<bool, WriteError>;
     async fn touch_secret(
         &self,
         app_id: &AppId,
@@ -64,11 +82,6 @@ pub trait ConfigStore: Send + Sync {
         config_id: &ConfigId,
     ) -> Result<Option<LoginConfig>, StoreError>;
     async fn list_configs(&self, app_id: &AppId) -> Result<Vec<LoginConfig>, StoreError>;
-    async fn default_config(
-        &self,
-        app_id: &AppId,
-        channel: Channel,
-    ) -> Result<Option<LoginConfig>, StoreError>;
     async fn delete_config(&self, app_id: &AppId, config_id: &ConfigId)
     -> Result<bool, StoreError>;
 
@@ -111,203 +124,323 @@ pub trait ConfigStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
-/// What `UserStore::record_failure` did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FailureOutcome {
-    /// The wrong code was counted. `user` is as it is after the count; `locked_now` says that
-    /// this failure reached the limit and locked the user (whose count started again).
-    Counted { user: User, locked_now: bool },
-    /// The user was locked: nothing was counted.
-    AlreadyLocked(Lock),
-    /// There is no such user: nothing was counted.
-    UserGone,
+/// A record as read, with the revision its next conditional write must name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<T> {
+    pub value: T,
+    /// 1 for a new record, one more on every write.
+    pub rev: u64,
 }
 
-/// What `UserStore::record_success` did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SuccessOutcome {
-    /// Recorded; the user as it is after the update.
-    Recorded(User),
-    /// The user was locked: nothing was written.
-    Locked(Lock),
-    /// There is no such user: nothing was written.
-    UserGone,
+impl<T> Versioned<T> {
+    pub fn new(value: T, rev: u64) -> Self {
+        Versioned { value, rev }
+    }
 }
 
+/// The records a login request reads and writes, by key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// The user whose home this is (a home holds at most one user).
+    User { app_id: AppId, home: Home },
+    /// The codes of a method, in the home its id names.
+    Codes { app_id: AppId, method_id: MethodId },
+    /// A session by the hash of its token, in the home the token names.
+    Session {
+        app_id: AppId,
+        home: Home,
+        token_hash: Hash32,
+    },
+    /// Who holds an identifier.
+    Owner {
+        app_id: AppId,
+        identifier: Identifier,
+    },
+    /// A test identifier (written by the management API, only read here).
+    TestIdentifier {
+        app_id: AppId,
+        identifier: Identifier,
+    },
+    /// A send-rate counter.
+    Counter { key: String },
+}
+
+// Records and writes are short-lived values moved a few times per request; boxing the larger
+// variants would buy nothing measurable.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    User(Versioned<User>),
+    Codes(Versioned<Codes>),
+    Session(Versioned<Session>),
+    Owner(Versioned<Owner>),
+    TestIdentifier(TestIdentifier),
+    Counter(Versioned<SendCounter>),
+}
+
+impl Record {
+    pub fn key(&self) -> Key {
+        match self {
+            Record::User(u) => Key::User {
+                app_id: u.value.app_id.clone(),
+                home: u.value.id.home(),
+            },
+            Record::Codes(c) => Key::Codes {
+                app_id: c.value.app_id.clone(),
+                method_id: c.value.method_id.clone(),
+            },
+            Record::Session(s) => Key::Session {
+                app_id: s.value.app_id.clone(),
+                home: s.value.user_id.home(),
+                token_hash: s.value.token_hash,
+            },
+            Record::Owner(o) => Key::Owner {
+                app_id: o.value.app_id.clone(),
+                identifier: o.value.identifier.clone(),
+            },
+            Record::TestIdentifier(t) => Key::TestIdentifier {
+                app_id: t.app_id.clone(),
+                identifier: t.identifier.clone(),
+            },
+            Record::Counter(c) => Key::Counter {
+                key: c.value.key.clone(),
+            },
+        }
+    }
+
+    /// The revision, for the records that have one (all but test identifiers).
+    pub fn rev(&self) -> Option<u64> {
+        match self {
+            Record::User(v) => Some(v.rev),
+            Record::Codes(v) => Some(v.rev),
+            Record::Session(v) => Some(v.rev),
+            Record::Owner(v) => Some(v.rev),
+            Record::Counter(v) => Some(v.rev),
+            Record::TestIdentifier(_) => None,
+        }
+    }
+}
+
+/// What a conditional write requires of the record it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// There is no such record (a put then makes revision 1).
+    Absent,
+    /// The record is at this revision, i.e. unchanged since it was read.
+    Rev(u64),
+    /// The record exists, at any revision (deletes only).
+    Present,
+    /// Whatever is there (deletes only).
+    Any,
+}
+
+/// One write of a commit. Puts replace the whole record and set its revision to one more than
+/// expected (1 when `Absent`).
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    PutUser {
+        user: User,
+        expect: Expect,
+    },
+    DeleteUser {
+        app_id: AppId,
+        user_id: UserId,
+        expect: Expect,
+    },
+    /// Only a condition: the user exists and is not locked at `now`. For a request that writes
+    /// for a user it did not read (a send to a known identifier).
+    UserUnlocked {
+        app_id: AppId,
+        user_id: UserId,
+        now: Timestamp,
+    },
+    PutOwner {
+        owner: Owner,
+        expect: Expect,
+    },
+    DeleteOwner {
+        app_id: AppId,
+        identifier: Identifier,
+        expect: Expect,
+    },
+    /// Only a condition: the record is as expected.
+    Check {
+        key: Key,
+        expect: Expect,
+    },
+    PutCodes {
+        codes: Codes,
+        expect: Expect,
+    },
+    /// A new code for the method, unconditionally: the current code (if any) becomes the newest
+    /// previous one and the oldest beyond `MAX_PREVIOUS_CODES` goes, whatever they are (they
+    /// need not have been read); the revision goes up.
+    ReplaceCode {
+        challenge: Challenge,
+    },
+    DeleteCodes {
+        app_id: AppId,
+        method_id: MethodId,
+        expect: Expect,
+    },
+    PutSession {
+        session: Session,
+        expect: Expect,
+    },
+    DeleteSession {
+        app_id: AppId,
+        home: Home,
+        token_hash: Hash32,
+        expect: Expect,
+    },
+    PutCounter {
+        counter: SendCounter,
+        expect: Expect,
+    },
+    /// Only a condition: the test identifier exists, is still `id`, and is valid at `now`.
+    TestIdentifierValid {
+        app_id: AppId,
+        identifier: Identifier,
+        id: TestIdentifierId,
+        now: Timestamp,
+    },
+}
+
+impl Write {
+    /// The record this write writes or checks.
+    pub fn key(&self) -> Key {
+        match self {
+            Write::PutUser { user, .. } => Key::User {
+                app_id: user.app_id.clone(),
+                home: user.id.home(),
+            },
+            Write::DeleteUser {
+                app_id, user_id, ..
+            }
+            | Write::UserUnlocked {
+                app_id, user_id, ..
+            } => Key::User {
+                app_id: app_id.clone(),
+                home: user_id.home(),
+            },
+            Write::PutOwner { owner, .. } => Key::Owner {
+                app_id: owner.app_id.clone(),
+                identifier: owner.identifier.clone(),
+            },
+            Write::DeleteOwner {
+                app_id, identifier, ..
+            } => Key::Owner {
+                app_id: app_id.clone(),
+                identifier: identifier.clone(),
+            },
+            Write::Check { key, .. } => key.clone(),
+            Write::PutCodes { codes, .. } => Key::Codes {
+                app_id: codes.app_id.clone(),
+                method_id: codes.method_id.clone(),
+            },
+            Write::ReplaceCode { challenge } => Key::Codes {
+                app_id: challenge.app_id.clone(),
+                method_id: challenge.method_id.clone(),
+            },
+            Write::DeleteCodes {
+                app_id, method_id, ..
+            } => Key::Codes {
+                app_id: app_id.clone(),
+                method_id: method_id.clone(),
+            },
+            Write::PutSession { session, .. } => Key::Session {
+                app_id: session.app_id.clone(),
+                home: session.user_id.home(),
+                token_hash: session.token_hash,
+            },
+            Write::DeleteSession {
+                app_id,
+                home,
+                token_hash,
+                ..
+            } => Key::Session {
+                app_id: app_id.clone(),
+                home: *home,
+                token_hash: *token_hash,
+            },
+            Write::PutCounter { counter, .. } => Key::Counter {
+                key: counter.key.clone(),
+            },
+            Write::TestIdentifierValid {
+                app_id, identifier, ..
+            } => Key::TestIdentifier {
+                app_id: app_id.clone(),
+                identifier: identifier.clone(),
+            },
+        }
+    }
+}
+
+/// Names one commit, so that a retry of a commit whose answer was lost is recognised and
+/// applied at most once: derived from the request id and the attempt (at most 36 characters, as
+/// DynamoDB's `ClientRequestToken`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CommitToken(String);
+
+impl CommitToken {
+    pub fn derive(request_id: &str, attempt: u32) -> Self {
+        let digest = crate::crypto::sha256(format!("{request_id}#{attempt}").as_bytes());
+        CommitToken(crate::crypto::to_hex(&digest[..16]))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A write whose condition did not hold, and its record as it is now (absent: `None`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conflict {
+    pub index: usize,
+    pub current: Option<Record>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommitError {
+    /// Nothing was written: these writes' conditions did not hold.
+    #[error("conditions failed at {0:?}")]
+    Conflict(Vec<Conflict>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A user's home as one consistent read: the user, its codes and its sessions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HomeRecords {
+    pub user: Option<Versioned<User>>,
+    pub codes: Vec<Versioned<Codes>>,
+    pub sessions: Vec<Versioned<Session>>,
+}
+
+/// The store of the login path: every request reads what it needs in one batched read, decides,
+/// and writes in one atomic commit whose conditions re-check what the decision relied on.
 #[async_trait]
-pub trait UserStore: Send + Sync {
-    /// The user that holds the identifier in this app, and the method id for it.
-    async fn find_by_identifier(
+pub trait LoginStore: Send + Sync {
+    /// The records at `keys`, in order, in one consistent batched read.
+    async fn load(&self, keys: &[Key]) -> Result<Vec<Option<Record>>, StoreError>;
+    /// Everything in a home, in one consistent read.
+    async fn load_home(&self, app_id: &AppId, home: Home) -> Result<HomeRecords, StoreError>;
+    /// Applies every write or none. A commit repeated with the same token (a retry after a lost
+    /// answer) changes nothing more and succeeds. `Conflict` lists every write whose condition
+    /// failed, with its record as it is now.
+    async fn commit(&self, writes: &[Write], token: &CommitToken) -> Result<(), CommitError>;
+    /// Records an access to a session in one step, if it exists and is live at `now`: sets
+    /// `last_accessed_at` to `now` and, when given, `expires_at`. Returns the session as it is
+    /// after, or `None` when it is missing or expired (nothing written). Repeating it is harmless.
+    async fn touch_session(
         &self,
         app_id: &AppId,
-        identifier: &Identifier,
-    ) -> Result<Option<(User, MethodId)>, StoreError>;
-    /// Creates a user holding exactly one method. Atomically refuses (`Conflict`) when any user
-    /// of the app already holds the identifier.
-    async fn create_user(&self, user: &User) -> Result<(), WriteError>;
-    /// Adds a method to an existing user. Atomically refuses (`Conflict`) when the identifier is
-    /// held by any user (including this one) or the user is gone.
-    async fn add_method(
-        &self,
-        app_id: &AppId,
-        user_id: &UserId,
-        method_id: &MethodId,
-        identifier: &Identifier,
-    ) -> Result<User, WriteError>;
-    async fn get_user(&self, app_id: &AppId, user_id: &UserId) -> Result<Option<User>, StoreError>;
-    async fn find_by_method(
-        &self,
-        app_id: &AppId,
-        method_id: &MethodId,
-    ) -> Result<Option<User>, StoreError>;
-    /// Atomically, unless the user is locked at `now`: marks the method verified, a pending
-    /// user active, and clears the failure count. A locked user is left as it is (`Locked`), so
-    /// that no right code gets through a lock, however recent.
-    async fn record_success(
-        &self,
-        app_id: &AppId,
-        user_id: &UserId,
-        method_id: &MethodId,
-        now: Timestamp,
-    ) -> Result<SuccessOutcome, StoreError>;
-    /// Atomically counts one wrong code, unless the user is locked at `now` (`AlreadyLocked`,
-    /// nothing counted). The failure that brings the count to `limit` locks the user for
-    /// `lock_seconds` from `now` and starts the count again (`locked_now`). Of any number of
-    /// concurrent calls on an unlocked user whose count is `c`, exactly `limit - c` are
-    /// `Counted` (the last of them with `locked_now`) and the rest `AlreadyLocked`.
-    async fn record_failure(
-        &self,
-        app_id: &AppId,
-        user_id: &UserId,
-        now: Timestamp,
-        limit: u32,
-        lock_seconds: i64,
-    ) -> Result<FailureOutcome, StoreError>;
-    /// Deletes the user and its identifiers; returns whether it existed.
-    async fn delete_user(&self, app_id: &AppId, user_id: &UserId) -> Result<bool, StoreError>;
-}
-
-#[async_trait]
-pub trait ChallengeStore: Send + Sync {
-    /// Stores the method's code, replacing any earlier one.
-    async fn put_challenge(&self, challenge: &Challenge) -> Result<(), StoreError>;
-    async fn get_challenge(
-        &self,
-        app_id: &AppId,
-        method_id: &MethodId,
-    ) -> Result<Option<Challenge>, StoreError>;
-    /// Atomically marks the code used, if it is still the method's current code, unused,
-    /// unexpired at `now` and has fewer than `max_attempts` wrong attempts. Exactly one of any
-    /// number of concurrent calls returns `true`.
-    async fn consume(
-        &self,
-        app_id: &AppId,
-        method_id: &MethodId,
-        challenge_id: &ChallengeId,
-        now: Timestamp,
-        max_attempts: u32,
-    ) -> Result<bool, StoreError>;
-    /// Atomically counts one wrong attempt under the same conditions as `consume`; returns the
-    /// new count, or `None` when the code was no longer live (nothing counted).
-    async fn record_wrong_attempt(
-        &self,
-        app_id: &AppId,
-        method_id: &MethodId,
-        challenge_id: &ChallengeId,
-        now: Timestamp,
-        max_attempts: u32,
-    ) -> Result<Option<u32>, StoreError>;
-    /// Atomically undoes a `consume` whose request then failed: marks the code unused again, if
-    /// it is still the method's code `challenge_id` and marked used. Returns whether it did (a
-    /// replaced, deleted or unused code is left alone). Attempts and expiry are not touched, so
-    /// a restored code is live again only if it would have been without the consume.
-    async fn restore(
-        &self,
-        app_id: &AppId,
-        method_id: &MethodId,
-        challenge_id: &ChallengeId,
-    ) -> Result<bool, StoreError>;
-    /// Deletes the method's code if it is still `challenge_id` (a newer one is kept).
-    async fn delete_challenge(
-        &self,
-        app_id: &AppId,
-        method_id: &MethodId,
-        challenge_id: &ChallengeId,
-    ) -> Result<(), StoreError>;
-    async fn delete_challenges(
-        &self,
-        app_id: &AppId,
-        method_ids: &[MethodId],
-    ) -> Result<(), StoreError>;
-}
-
-#[async_trait]
-pub trait SessionStore: Send + Sync {
-    async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
-    async fn get_session(
-        &self,
-        app_id: &AppId,
-        session_id: &SessionId,
-    ) -> Result<Option<Session>, StoreError>;
-    async fn find_by_token_hash(
-        &self,
-        app_id: &AppId,
+        home: Home,
         token_hash: &Hash32,
-    ) -> Result<Option<Session>, StoreError>;
-    /// Replaces a session that still exists; `Ok(false)` when it was revoked meanwhile.
-    async fn update_session(&self, session: &Session) -> Result<bool, StoreError>;
-    async fn delete_session(
-        &self,
-        app_id: &AppId,
-        session_id: &SessionId,
-    ) -> Result<bool, StoreError>;
-    async fn list_sessions(
-        &self,
-        app_id: &AppId,
-        user_id: &UserId,
-    ) -> Result<Vec<Session>, StoreError>;
-    async fn delete_user_sessions(
-        &self,
-        app_id: &AppId,
-        user_id: &UserId,
-    ) -> Result<(), StoreError>;
-}
-
-/// One rate limit: at most `limit` hits within any `window_seconds` (a sliding window, so a
-/// limit of 1 is a cooldown counted from the last accepted hit).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RateCounter {
-    pub key: String,
-    pub limit: u32,
-    pub window_seconds: i64,
-}
-
-/// A hit that was counted, to be given back if what it paid for did not happen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RateHit {
-    pub key: String,
-    pub at: Timestamp,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RateDecision {
-    /// One hit counted on every counter.
-    Counted(Vec<RateHit>),
-    /// Nothing counted: a counter is full until `retry_at` (the latest such time).
-    Limited { retry_at: Timestamp },
-}
-
-#[async_trait]
-pub trait RateLimitStore: Send + Sync {
-    /// Atomically, on all counters or none: counts one hit at `now` on each, unless one of them
-    /// already holds `limit` hits younger than `window_seconds`.
-    async fn hit(
-        &self,
-        counters: &[RateCounter],
         now: Timestamp,
-    ) -> Result<RateDecision, StoreError>;
-    /// Takes back counted hits (the send they paid for was refused or not delivered).
-    async fn give_back(&self, hits: &[RateHit]) -> Result<(), StoreError>;
+        expires_at: Option<Timestamp>,
+    ) -> Result<Option<Versioned<Session>>, StoreError>;
 }
 
 /// The code travels with the message only so that the development outbox can show it;

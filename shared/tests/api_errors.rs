@@ -11,12 +11,11 @@ use shared::api::{ApiRequest, RouteId, handle};
 use shared::clock::{FakeClock, Timestamp};
 use shared::crypto::{CodeHasher, ManagementKeyHash};
 use shared::identifiers::Identifier;
-use shared::ids::{AppId, MethodId, UserId};
+use shared::ids::{AppId, Home};
 use shared::jwt::JwtKeys;
-use shared::model::User;
 use shared::ports::{
-    DeliveryError, EmailMessage, EmailSender, FailureOutcome, SmsMessage, SmsSender, StoreError,
-    SuccessOutcome, UserStore, WriteError,
+    CommitError, CommitToken, DeliveryError, EmailMessage, EmailSender, HomeRecords, Key,
+    LoginStore, Record, SmsMessage, SmsSender, StoreError, Versioned, Write, WriteError,
 };
 use shared::random::SeededRandom;
 use shared::service::{Deps, InMemory, Keys, Limits, SendLimits, Settings};
@@ -48,6 +47,7 @@ fn in_memory_with(limits: Limits, clock: Arc<FakeClock>) -> InMemory {
         public_base_url: "http://127.0.0.1:3000".into(),
         default_email_from: "no-reply@example.com".into(),
         limits,
+        app_cache_seconds: shared::service::DEFAULT_APP_CACHE_SECONDS,
     };
     InMemory::with(keys, settings, clock, Arc::new(SeededRandom::new(42)))
 }
@@ -858,36 +858,33 @@ async fn delivery_failures_answer_502_and_leave_no_usable_code() {
         )
         .await;
     assert_login_error(&r, 502, "email_delivery_failed");
-    let identifier = Identifier::parse(PHONE).unwrap();
+    // Nothing of the undelivered sends is left: no user holds the identifiers, no code.
     let app_id = AppId::parse(&w.app_id).unwrap();
-    let (_, method_id) = w
-        .mem
-        .deps
-        .users
-        .find_by_identifier(&app_id, &identifier)
-        .await
-        .unwrap()
-        .unwrap();
+    for text in [PHONE, "ann@example.com"] {
+        let key = Key::Owner {
+            app_id: app_id.clone(),
+            identifier: Identifier::parse(text).unwrap(),
+        };
+        let loaded = w.mem.deps.login.load(&[key]).await.unwrap();
+        assert_eq!(loaded, vec![None], "{text}");
+    }
     assert!(
-        w.mem
-            .deps
-            .challenges
-            .get_challenge(&app_id, &method_id)
-            .await
-            .unwrap()
-            .is_none()
+        !w.mem.store.dump_for_inspection().contains("Codes"),
+        "no code record is left"
     );
 }
 
 #[tokio::test]
 async fn storage_failures_answer_503_or_500() {
     let mut w = world().await;
-    w.mem.deps.users = Arc::new(BrokenUserStore(StoreError::Unavailable("throttled".into())));
+    w.mem.deps.login = Arc::new(BrokenLoginStore(StoreError::Unavailable(
+        "throttled".into(),
+    )));
     let r = w
         .login(RouteId::SmsLoginOrCreate, json!({"phone_number": PHONE}))
         .await;
     assert_login_error(&r, 503, "service_unavailable");
-    w.mem.deps.users = Arc::new(BrokenUserStore(StoreError::Other("disk on fire".into())));
+    w.mem.deps.login = Arc::new(BrokenLoginStore(StoreError::Other("disk on fire".into())));
     let r = w
         .login(RouteId::SmsLoginOrCreate, json!({"phone_number": PHONE}))
         .await;
@@ -911,55 +908,27 @@ impl EmailSender for FailingSender {
     }
 }
 
-struct BrokenUserStore(StoreError);
+struct BrokenLoginStore(StoreError);
 
 #[async_trait]
-impl UserStore for BrokenUserStore {
-    async fn find_by_identifier(
-        &self,
-        _: &AppId,
-        _: &Identifier,
-    ) -> Result<Option<(User, MethodId)>, StoreError> {
+impl LoginStore for BrokenLoginStore {
+    async fn load(&self, _: &[Key]) -> Result<Vec<Option<Record>>, StoreError> {
         Err(self.0.clone())
     }
-    async fn create_user(&self, _: &User) -> Result<(), WriteError> {
-        Err(WriteError::Store(self.0.clone()))
-    }
-    async fn add_method(
-        &self,
-        _: &AppId,
-        _: &UserId,
-        _: &MethodId,
-        _: &Identifier,
-    ) -> Result<User, WriteError> {
-        Err(WriteError::Store(self.0.clone()))
-    }
-    async fn get_user(&self, _: &AppId, _: &UserId) -> Result<Option<User>, StoreError> {
+    async fn load_home(&self, _: &AppId, _: Home) -> Result<HomeRecords, StoreError> {
         Err(self.0.clone())
     }
-    async fn find_by_method(&self, _: &AppId, _: &MethodId) -> Result<Option<User>, StoreError> {
-        Err(self.0.clone())
+    async fn commit(&self, _: &[Write], _: &CommitToken) -> Result<(), CommitError> {
+        Err(CommitError::Store(self.0.clone()))
     }
-    async fn record_success(
+    async fn touch_session(
         &self,
         _: &AppId,
-        _: &UserId,
-        _: &MethodId,
+        _: Home,
+        _: &shared::crypto::Hash32,
         _: Timestamp,
-    ) -> Result<SuccessOutcome, StoreError> {
-        Err(self.0.clone())
-    }
-    async fn record_failure(
-        &self,
-        _: &AppId,
-        _: &UserId,
-        _: Timestamp,
-        _: u32,
-        _: i64,
-    ) -> Result<FailureOutcome, StoreError> {
-        Err(self.0.clone())
-    }
-    async fn delete_user(&self, _: &AppId, _: &UserId) -> Result<bool, StoreError> {
+        _: Option<Timestamp>,
+    ) -> Result<Option<Versioned<shared::model::Session>>, StoreError> {
         Err(self.0.clone())
     }
 }
@@ -984,12 +953,15 @@ impl shared::ports::AppStore for BrokenAppStore {
     async fn list_secrets(&self, _: &AppId) -> Result<Vec<shared::model::AppSecret>, StoreError> {
         Err(StoreError::Other("disk on fire".into()))
     }
+    async fn load_app(&self, _: &AppId) -> Result<Option<shared::ports::AppData>, StoreError> {
+        Err(StoreError::Other("disk on fire".into()))
+    }
     async fn delete_secret(
         &self,
         _: &AppId,
         _: &shared::ids::SecretId,
-    ) -> Result<bool, StoreError> {
-        Err(StoreError::Other("disk on fire".into()))
+    ) -> Result<bool, WriteError> {
+        Err(WriteError::Store(StoreError::Other("disk on fire".into())))
     }
     async fn touch_secret(
         &self,

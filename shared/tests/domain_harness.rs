@@ -9,9 +9,10 @@ use shared::Error;
 use shared::clock::{Clock, FakeClock, Timestamp};
 use shared::crypto::{CodeHasher, ManagementKeyHash};
 use shared::identifiers::Identifier;
-use shared::ids::MethodId;
+use shared::ids::{MethodId, RequestId};
 use shared::jwt::JwtKeys;
 use shared::model::{App, Channel, LoginConfig};
+use shared::ports::AppData;
 use shared::random::SeededRandom;
 use shared::service::management::{self, LoginConfigInput};
 use shared::service::otp::{
@@ -61,6 +62,7 @@ pub fn settings() -> Settings {
         public_base_url: "http://127.0.0.1:3000".to_owned(),
         default_email_from: "no-reply@example.com".to_owned(),
         limits: Limits::default(),
+        app_cache_seconds: shared::service::DEFAULT_APP_CACHE_SECONDS,
     }
 }
 
@@ -158,8 +160,38 @@ impl Harness {
         &self.mem.deps
     }
 
+    /// The app as a Login API request sees it (through the per-instance cache).
+    pub async fn app_data(&self) -> Arc<AppData> {
+        self.deps()
+            .app_cache
+            .get(self.deps().apps.as_ref(), &self.app.id, self.clock_now())
+            .await
+            .expect("load_app")
+            .expect("the app exists")
+    }
+
+    /// Another app's data, as a Login API request of that app sees it.
+    pub async fn app_data_of(&self, app: &App) -> Arc<AppData> {
+        self.deps()
+            .app_cache
+            .get(self.deps().apps.as_ref(), &app.id, self.clock_now())
+            .await
+            .expect("load_app")
+            .expect("the app exists")
+    }
+
+    pub fn request_id(&self) -> RequestId {
+        RequestId::generate(self.deps().random.as_ref())
+    }
+
     pub async fn send(&self, request: SendRequest) -> Result<SendOutcome, Error> {
-        otp::send_code(self.deps(), &self.app, request).await
+        otp::send_code(
+            self.deps(),
+            &*self.app_data().await,
+            &self.request_id(),
+            request,
+        )
+        .await
     }
 
     /// Sends with login_or_create and returns the outcome and the code that was delivered.
@@ -196,7 +228,8 @@ impl Harness {
     ) -> Result<AuthenticateOutcome, Error> {
         otp::authenticate(
             self.deps(),
-            &self.app,
+            &*self.app_data().await,
+            &self.request_id(),
             AuthenticateRequest {
                 method_id: method_id.as_str().to_owned(),
                 code: code.to_owned(),

@@ -291,7 +291,11 @@ async fn secrets_rotate_and_the_last_one_stays() {
         let app = management::authenticate_app(h.deps(), app_id, secret)
             .await
             .expect("both secrets work");
-        assert_eq!(app.id, h.app.id);
+        assert_eq!(app.data.app.id, h.app.id);
+        // The API writes the last use beside the request (see `shared::api`).
+        if let Some(secret_id) = &app.touch {
+            management::touch_secret(h.deps(), &h.app.id, secret_id).await;
+        }
     }
     for (id, secret) in [
         (app_id, "secret-wrong"),
@@ -392,4 +396,66 @@ async fn a_test_identifier_gets_its_fixed_code_until_valid_until() {
     h.auth(&sent.method_id, &message.code)
         .await
         .expect("the delivered code works");
+}
+
+#[tokio::test]
+async fn app_credentials_are_cached_per_instance_for_a_bounded_time() {
+    // Two instances over one store: the management API's changes reach the other instance's
+    // cache within its lifetime; the instance that made them sees them at once.
+    let h = Harness::new(320).await;
+    let app_id = h.app.id.as_str();
+    let (second, second_id) = management::add_secret(h.deps(), app_id)
+        .await
+        .expect("add_secret");
+    let mut other = h.deps().clone();
+    other.app_cache = std::sync::Arc::new(shared::service::AppCache::new(30));
+    management::authenticate_app(&other, app_id, &second)
+        .await
+        .expect("the other instance reads the app");
+
+    management::delete_secret(h.deps(), app_id, second_id.as_str())
+        .await
+        .expect("delete_secret");
+    let result = management::authenticate_app(h.deps(), app_id, &second).await;
+    assert!(
+        matches!(result, Err(Error::Unauthorized)),
+        "the instance that deleted it refuses it at once: {result:?}"
+    );
+    h.clock.advance_seconds(29);
+    management::authenticate_app(&other, app_id, &second)
+        .await
+        .expect("another warm instance may accept it until its cache expires");
+    h.clock.advance_seconds(1);
+    let result = management::authenticate_app(&other, app_id, &second).await;
+    assert!(
+        matches!(result, Err(Error::Unauthorized)),
+        "refused once the cache lifetime is over: {result:?}"
+    );
+
+    // Never a negative answer: an app made after a miss is usable at once.
+    let (made, secret, _) = management::create_app(h.deps(), "Later")
+        .await
+        .expect("create_app");
+    let _ =
+        management::authenticate_app(&other, "app-00000000-0000-4000-8000-000000000000", "x").await;
+    management::authenticate_app(&other, made.id.as_str(), &secret)
+        .await
+        .expect("a new app is usable at once");
+
+    // 0 turns the cache off.
+    let mut uncached = h.deps().clone();
+    uncached.app_cache = std::sync::Arc::new(shared::service::AppCache::new(0));
+    let (third, third_id) = management::add_secret(h.deps(), app_id)
+        .await
+        .expect("add_secret");
+    management::authenticate_app(&uncached, app_id, &third)
+        .await
+        .expect("accepted");
+    management::delete_secret(h.deps(), app_id, third_id.as_str())
+        .await
+        .expect("delete_secret");
+    assert!(matches!(
+        management::authenticate_app(&uncached, app_id, &third).await,
+        Err(Error::Unauthorized)
+    ));
 }

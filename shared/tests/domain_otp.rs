@@ -359,7 +359,8 @@ async fn unknown_or_malformed_method_ids_are_not_found() {
     );
     let result = otp::authenticate(
         h.deps(),
-        &h.app,
+        &*h.app_data().await,
+        &h.request_id(),
         otp::AuthenticateRequest {
             method_id: "phone-number-nope".to_owned(),
             code: code.clone(),

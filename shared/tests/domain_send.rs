@@ -7,7 +7,7 @@ mod harness;
 use harness::{EMAIL, Harness, OTHER_PHONE, PHONE, config_input, login_or_create, request};
 use shared::Error;
 use shared::model::{Channel, UserStatus};
-use shared::ports::UserStore;
+use shared::ports::{Key, LoginStore, Record};
 use shared::service::management;
 use shared::service::otp::{self, SendMode, SendTarget};
 use shared::service::{sessions, users};
@@ -176,6 +176,51 @@ async fn send_with_a_session_token_adds_the_identifier_to_its_user() {
 }
 
 #[tokio::test]
+async fn send_with_a_session_jwt_adds_the_identifier_to_its_user() {
+    let h = Harness::new(214).await;
+    let (owner, code) = h.send_code(PHONE).await;
+    let session = h
+        .auth_with(&owner.method_id, &code, Some(60))
+        .await
+        .expect("authenticate")
+        .session
+        .expect("session");
+    let added = h
+        .send(request(
+            EMAIL,
+            send_mode(Some(SendTarget::SessionJwt(session.jwt.clone()))),
+        ))
+        .await
+        .expect("send");
+    assert_eq!(added.user_id, owner.user_id);
+    assert_eq!(
+        added.method_id.home(),
+        owner.user_id.home(),
+        "a user's methods live in its home"
+    );
+    sessions::revoke(
+        h.deps(),
+        &h.app.id,
+        &h.request_id(),
+        Some(session.session.id.as_str()),
+        None,
+        None,
+    )
+    .await
+    .expect("revoke");
+    let result = h
+        .send(request(
+            OTHER_PHONE,
+            send_mode(Some(SendTarget::SessionJwt(session.jwt))),
+        ))
+        .await;
+    assert!(
+        matches!(result, Err(Error::SessionNotFound)),
+        "the JWT of a revoked session: {result:?}"
+    );
+}
+
+#[tokio::test]
 async fn send_with_a_target_for_another_users_identifier_is_a_duplicate() {
     let h = Harness::new(205).await;
     let (alice, _) = h.send_code(PHONE).await;
@@ -273,7 +318,8 @@ async fn identifiers_are_unique_per_app_not_per_deployment() {
     .expect("create_config");
 
     let (here, code) = h.send_code(PHONE).await;
-    let there = otp::send_code(h.deps(), &second_app, login_or_create(PHONE))
+    let second = h.app_data_of(&second_app).await;
+    let there = otp::send_code(h.deps(), &second, &h.request_id(), login_or_create(PHONE))
         .await
         .expect("send in the second app");
     assert!(here.user_created && there.user_created);
@@ -284,7 +330,8 @@ async fn identifiers_are_unique_per_app_not_per_deployment() {
     // Each app's method answers only in that app.
     let result = otp::authenticate(
         h.deps(),
-        &second_app,
+        &second,
+        &h.request_id(),
         otp::AuthenticateRequest {
             method_id: here.method_id.as_str().to_owned(),
             code: code.clone(),
@@ -299,7 +346,8 @@ async fn identifiers_are_unique_per_app_not_per_deployment() {
     h.auth(&here.method_id, &code).await.expect("first app");
     let outcome = otp::authenticate(
         h.deps(),
-        &second_app,
+        &second,
+        &h.request_id(),
         otp::AuthenticateRequest {
             method_id: there.method_id.as_str().to_owned(),
             code: there_code,
@@ -347,7 +395,7 @@ async fn a_deleted_user_keeps_nothing_usable() {
     h.cooldown();
     let (_, pending_code) = h.send_code(PHONE).await;
 
-    users::delete(h.deps(), &h.app.id, sent.user_id.as_str())
+    users::delete(h.deps(), &h.app.id, &h.request_id(), sent.user_id.as_str())
         .await
         .expect("delete");
     let result = users::get(h.deps(), &h.app.id, sent.user_id.as_str()).await;
@@ -357,7 +405,16 @@ async fn a_deleted_user_keeps_nothing_usable() {
         matches!(result, Err(Error::OtpCodeNotFound { .. })),
         "{result:?}"
     );
-    let result = sessions::resolve(h.deps(), &h.app.id, Some(&token), None).await;
+    let result = sessions::authenticate(
+        h.deps(),
+        &h.app.id,
+        &h.request_id(),
+        Some(&token),
+        None,
+        None,
+        None,
+    )
+    .await;
     assert!(matches!(result, Err(Error::SessionNotFound)), "{result:?}");
     assert!(
         !h.mem
@@ -420,6 +477,41 @@ async fn a_failed_delivery_leaves_no_usable_code_and_can_be_retried_at_once() {
 }
 
 #[tokio::test]
+async fn a_resend_whose_delivery_fails_leaves_the_earlier_code_valid() {
+    let mut h = Harness::new(212).await;
+    let (sent, first) = h.send_code(PHONE).await;
+    h.cooldown();
+    h.mem.deps.sms = std::sync::Arc::new(RefusingSms::default());
+    let result = h.send(login_or_create(PHONE)).await;
+    assert!(
+        matches!(result, Err(Error::SmsDeliveryFailed)),
+        "{result:?}"
+    );
+    h.mem.deps.sms = h.mem.outbox.clone();
+    h.auth(&sent.method_id, &first)
+        .await
+        .expect("the code the user received still works");
+}
+
+#[tokio::test]
+async fn a_failed_first_delivery_makes_no_user() {
+    let mut h = Harness::new(213).await;
+    h.mem.deps.sms = std::sync::Arc::new(RefusingSms::default());
+    assert!(h.send(login_or_create(PHONE)).await.is_err());
+    h.mem.deps.sms = h.mem.outbox.clone();
+    let result = h.send(request(PHONE, send_mode(None))).await;
+    assert!(
+        matches!(result, Err(Error::PhoneNumberNotFound)),
+        "no user holds the number: {result:?}"
+    );
+    let sent = h
+        .send(login_or_create(PHONE))
+        .await
+        .expect("login_or_create");
+    assert!(sent.user_created, "as if the failed send had never been");
+}
+
+#[tokio::test]
 async fn a_failed_delivery_does_not_shorten_the_cooldown_of_the_next_send() {
     let mut h = Harness::new(211).await;
     h.mem.deps.sms = std::sync::Arc::new(RefusingSms::default());
@@ -461,15 +553,23 @@ async fn concurrent_login_or_create_makes_one_user() {
             .all(|r| r.is_ok() || matches!(r, Err(Error::TooManyRequests { .. }))),
         "the others are rate limited: {results:?}"
     );
-    let (user, method_id) = h
+    let owner_key = Key::Owner {
+        app_id: h.app.id.clone(),
+        identifier: harness::identifier(PHONE),
+    };
+    let Some(Some(Record::Owner(owner))) = h
         .mem
         .store
-        .find_by_identifier(&h.app.id, &harness::identifier(PHONE))
+        .load(std::slice::from_ref(&owner_key))
         .await
-        .expect("find")
-        .expect("the user exists");
+        .expect("load")
+        .pop()
+    else {
+        panic!("the user exists")
+    };
+    let (user_id, method_id) = (owner.value.user_id, owner.value.method_id);
     assert_eq!(
-        sent[0].user_id, user.id,
+        sent[0].user_id, user_id,
         "every request resolved to one user"
     );
     assert_eq!(sent[0].method_id, method_id);

@@ -20,8 +20,19 @@ use shared::service::{Deps, Keys, Limits, Settings};
 const MANAGEMENT_KEY: &str = "aws-flow-management-key";
 const FROM: &str = "login@aws-flow.example.com";
 
+/// The moto endpoints, or `None`; on CI (`CI` set) a missing endpoint fails the test instead of
+/// letting it pass without running.
 fn endpoints() -> Option<(String, String)> {
-    let delivery = std::env::var("AWS_ENDPOINT_URL").ok()?;
+    let Some(delivery) = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|e| !e.is_empty())
+    else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v.is_empty()),
+            "CI is set but AWS_ENDPOINT_URL is not: run the tests through scripts/with-moto.sh"
+        );
+        return None;
+    };
     let dynamodb = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| delivery.clone());
     Some((delivery, dynamodb))
 }
@@ -182,6 +193,7 @@ async fn sms_and_email_login_through_dynamodb_sns_and_ses() {
         public_base_url: "https://login.example.com".into(),
         default_email_from: FROM.into(),
         limits: Limits::default(),
+        app_cache_seconds: shared::service::DEFAULT_APP_CACHE_SECONDS,
     };
     let deps = function_runtime::aws_deps(
         &aws,

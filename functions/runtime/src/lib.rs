@@ -14,7 +14,9 @@ use shared::ports::{
     DeliveryError, EmailMessage, EmailSender, LogTestMessages, SmsMessage, SmsSender,
 };
 use shared::random::OsRandom;
-use shared::service::{Deps, Keys, Limits, SendLimits, Settings};
+use shared::service::{
+    AppCache, Deps, Keys, Limits, SendLimits, Settings, app_cache_seconds_from_lookup,
+};
 use store_dynamodb::DynamoStore;
 
 /// Converts an API Gateway request into the handlers' request.
@@ -139,6 +141,7 @@ pub fn keys_and_settings_from_env() -> Result<(Keys, Settings), Error> {
                 send: SendLimits::from_lookup(|name| std::env::var(name).ok())?,
                 ..Limits::default()
             },
+            app_cache_seconds: app_cache_seconds_from_lookup(|name| std::env::var(name).ok())?,
         },
     ))
 }
@@ -181,10 +184,8 @@ pub fn aws_deps(
     Deps {
         apps: store.clone(),
         configs: store.clone(),
-        users: store.clone(),
-        challenges: store.clone(),
-        sessions: store.clone(),
-        rate_limits: store,
+        login: store,
+        app_cache: Arc::new(AppCache::new(settings.app_cache_seconds)),
         sms: delivery.sms,
         email: delivery.email,
         test_messages: Arc::new(LogTestMessages),

@@ -49,6 +49,7 @@ fn in_memory() -> InMemory {
                 },
                 ..Limits::default()
             },
+            app_cache_seconds: shared::service::DEFAULT_APP_CACHE_SECONDS,
         },
         Arc::new(SystemClock),
         Arc::new(OsRandom),

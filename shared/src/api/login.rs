@@ -137,6 +137,7 @@ async fn send(
     let outcome = otp::send_code(
         deps,
         app,
+        &caller.request_id,
         SendRequest {
             identifier,
             mode,
@@ -167,6 +168,7 @@ async fn authenticate_otp(
     let outcome = otp::authenticate(
         deps,
         app,
+        &caller.request_id,
         AuthenticateRequest {
             method_id: body.method_id,
             code: body.code,
@@ -222,7 +224,8 @@ pub(super) async fn handle(
             let body: SessionsAuthenticateBody = parse_json(request)?;
             let (issued, user) = sessions::authenticate(
                 deps,
-                &app.id,
+                &app.app.id,
+                &caller.request_id,
                 body.session_token.as_deref(),
                 body.session_jwt.as_deref(),
                 body.session_duration_minutes,
@@ -241,7 +244,8 @@ pub(super) async fn handle(
             let body: RevokeBody = parse_json(request)?;
             sessions::revoke(
                 deps,
-                &app.id,
+                &app.app.id,
+                &caller.request_id,
                 body.session_id.as_deref(),
                 body.session_token.as_deref(),
                 body.session_jwt.as_deref(),
@@ -254,25 +258,35 @@ pub(super) async fn handle(
             let user_id = request.query.get("user_id").ok_or_else(|| {
                 Error::BadRequest("the query parameter user_id is required".into())
             })?;
-            let list = sessions::list(deps, &app.id, user_id).await?;
+            let list = sessions::list(deps, &app.app.id, user_id).await?;
             ok(json!({"sessions": list.iter().map(session_view).collect::<Vec<_>>()}))
         }
         RouteId::SessionsJwks => {
             let exists = match AppId::parse(request.path_param("app_id")) {
-                Some(id) => deps.apps.get_app(&id).await?.is_some(),
+                Some(id) => deps
+                    .app_cache
+                    .get(deps.apps.as_ref(), &id, deps.clock.now())
+                    .await?
+                    .is_some(),
                 None => false,
             };
             jwks(deps, exists)
         }
         RouteId::UsersGet => {
             let app = caller.app()?;
-            let user = users::get(deps, &app.id, request.path_param("user_id")).await?;
+            let user = users::get(deps, &app.app.id, request.path_param("user_id")).await?;
             // The SDK's GetResponse is the User flattened at top level.
             ok(user_view(&user, deps.clock.now()))
         }
         RouteId::UsersDelete => {
             let app = caller.app()?;
-            let user_id = users::delete(deps, &app.id, request.path_param("user_id")).await?;
+            let user_id = users::delete(
+                deps,
+                &app.app.id,
+                &caller.request_id,
+                request.path_param("user_id"),
+            )
+            .await?;
             ok(json!({"user_id": user_id}))
         }
         other => Err(Error::Internal(format!("{other:?} is not a login route"))),

@@ -2,6 +2,7 @@
 //! event into an `ApiRequest`, the local server converts its hyper request; both call `handle`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine;
@@ -11,8 +12,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::error::Error;
-use crate::ids::RequestId;
-use crate::model::App;
+use crate::ids::{AppId, RequestId, SecretId};
+use crate::ports::AppData;
 use crate::service::{Deps, management};
 
 pub mod errors;
@@ -64,15 +65,16 @@ pub(crate) enum Reply {
     NoContent,
 }
 
-/// What a handler knows about the caller after authentication.
+/// What a handler knows about the caller after authentication, and about the request.
 pub(crate) struct Caller {
-    /// The authenticated app (Login dialect only).
-    pub app: Option<App>,
+    /// The authenticated app with its settings (Login dialect only).
+    pub app: Option<Arc<AppData>>,
+    pub request_id: RequestId,
 }
 
 impl Caller {
-    pub fn app(&self) -> Result<&App, Error> {
-        self.app.as_ref().ok_or(Error::Unauthorized)
+    pub fn app(&self) -> Result<&AppData, Error> {
+        self.app.as_deref().ok_or(Error::Unauthorized)
     }
 }
 
@@ -124,34 +126,65 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((user.to_owned(), password.to_owned()))
 }
 
-async fn authenticate(deps: &Deps, route: &Route, request: &ApiRequest) -> Result<Caller, Error> {
+/// The caller's credentials, checked; for the Login API also the secret whose last use is
+/// due to be written.
+async fn authenticate(
+    deps: &Deps,
+    route: &Route,
+    request: &ApiRequest,
+) -> Result<(Option<Arc<AppData>>, Option<(AppId, SecretId)>), Error> {
     match route.dialect {
-        Dialect::Public => Ok(Caller { app: None }),
+        Dialect::Public => Ok((None, None)),
         Dialect::Management => match bearer_token(&request.headers) {
-            Some(key) if deps.keys.management_key.verify(key) => Ok(Caller { app: None }),
+            Some(key) if deps.keys.management_key.verify(key) => Ok((None, None)),
             _ => Err(Error::Unauthorized),
         },
         Dialect::Login => {
             let (app_id, secret) =
                 basic_credentials(&request.headers).ok_or(Error::Unauthorized)?;
             let app = management::authenticate_app(deps, &app_id, &secret).await?;
-            Ok(Caller { app: Some(app) })
+            let touch = app
+                .touch
+                .map(|secret_id| (app.data.app.id.clone(), secret_id));
+            Ok((Some(app.data), touch))
         }
     }
 }
 
-async fn dispatch(deps: &Deps, route: &Route, request: &ApiRequest) -> Result<Reply, Error> {
+async fn dispatch(
+    deps: &Deps,
+    route: &Route,
+    request: &ApiRequest,
+    request_id: &RequestId,
+) -> Result<Reply, Error> {
     if request.body.len() > MAX_BODY_BYTES {
         return Err(Error::PayloadTooLarge);
     }
-    let caller = authenticate(deps, route, request).await?;
+    let (app, touch) = authenticate(deps, route, request).await?;
     let has_body = !request.body.iter().all(u8::is_ascii_whitespace);
     if has_body && !is_json_content_type(&request.headers) {
         return Err(Error::UnsupportedMediaType);
     }
-    match route.dialect {
-        Dialect::Management => management_handlers::handle(deps, route.id, request).await,
-        Dialect::Login | Dialect::Public => login::handle(deps, &caller, route.id, request).await,
+    let caller = Caller {
+        app,
+        request_id: request_id.clone(),
+    };
+    let handled = async {
+        match route.dialect {
+            Dialect::Management => management_handlers::handle(deps, route.id, request).await,
+            Dialect::Login | Dialect::Public => {
+                login::handle(deps, &caller, route.id, request).await
+            }
+        }
+    };
+    // The secret's last use is written beside the request's own store calls, not before them.
+    match touch {
+        Some((app_id, secret_id)) => {
+            let (_, reply) =
+                tokio::join!(management::touch_secret(deps, &app_id, &secret_id), handled);
+            reply
+        }
+        None => handled.await,
     }
 }
 
@@ -163,13 +196,21 @@ pub async fn handle(deps: &Deps, route: RouteId, request: ApiRequest) -> ApiResp
     let request_id = RequestId::generate(deps.random.as_ref());
     let result = if deps.settings.public_base_url.is_empty() {
         match &request.base_url {
-            Some(url) => dispatch(&deps.with_public_base_url(url), route, &request).await,
+            Some(url) => {
+                dispatch(
+                    &deps.with_public_base_url(url),
+                    route,
+                    &request,
+                    &request_id,
+                )
+                .await
+            }
             None => Err(Error::Internal(
                 "no public base URL: neither configured nor known from the request".into(),
             )),
         }
     } else {
-        dispatch(deps, route, &request).await
+        dispatch(deps, route, &request, &request_id).await
     };
     let (status, body, retry_after) = match result {
         Ok(Reply::NoContent) => (StatusCode::NO_CONTENT, None, None),

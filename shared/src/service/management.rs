@@ -1,6 +1,8 @@
 //! The management use cases: apps and their secrets, login configs, templates, test
 //! identifiers and SMS countries.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use crate::clock::Timestamp;
@@ -9,7 +11,7 @@ use crate::error::Error;
 use crate::identifiers::{EmailAddress, Identifier};
 use crate::ids::{AppId, ConfigId, SecretId, TemplateId, TestIdentifierId};
 use crate::model::{App, AppSecret, Channel, LoginConfig, Template, TestIdentifier};
-use crate::ports::WriteError;
+use crate::ports::{AppData, WriteError};
 use crate::service::Deps;
 use crate::templates::{MAX_SMS_CHARS, Placeholders, substitute};
 
@@ -62,6 +64,7 @@ pub async fn add_secret(deps: &Deps, app_id: &str) -> Result<(String, SecretId),
     let app = get_app(deps, app_id).await?;
     let (secret, record) = new_secret_record(deps, &app.id, deps.clock.now());
     deps.apps.add_secret(&record).await?;
+    deps.app_cache.invalidate(&app.id);
     tracing::info!(app_id = %app.id, secret_id = %record.id, "app secret added");
     Ok((secret, record.id))
 }
@@ -75,30 +78,51 @@ pub async fn delete_secret(deps: &Deps, app_id: &str, secret_id: &str) -> Result
     let app = get_app(deps, app_id).await?;
     let not_found = || Error::NotFound("the app has no secret with that id".into());
     let secret_id = SecretId::parse(secret_id).ok_or_else(not_found)?;
-    let secrets = deps.apps.list_secrets(&app.id).await?;
-    if !secrets.iter().any(|s| s.id == secret_id) {
-        return Err(not_found());
+    // One atomic delete that refuses the last secret: of two concurrent deletes of an app's
+    // last two secrets exactly one succeeds.
+    match deps.apps.delete_secret(&app.id, &secret_id).await {
+        Ok(true) => {}
+        Ok(false) => return Err(not_found()),
+        Err(WriteError::Conflict(_)) => {
+            return Err(Error::Conflict(
+                "an app keeps at least one secret: add a new one before deleting this one".into(),
+            ));
+        }
+        Err(WriteError::Store(e)) => return Err(e.into()),
     }
-    if secrets.len() == 1 {
-        return Err(Error::Conflict(
-            "an app keeps at least one secret: add a new one before deleting this one".into(),
-        ));
-    }
-    if !deps.apps.delete_secret(&app.id, &secret_id).await? {
-        return Err(not_found());
-    }
+    deps.app_cache.invalidate(&app.id);
     tracing::info!(app_id = %app.id, secret_id = %secret_id, "app secret deleted");
     Ok(())
 }
 
-/// Checks Basic credentials: the app exists and the secret's hash matches one of its secrets.
-pub async fn authenticate_app(deps: &Deps, app_id: &str, secret: &str) -> Result<App, Error> {
+/// An authenticated Login API caller: its app, and the secret whose `last_used_at` is due to
+/// be written (at most once a minute per secret and instance), which the caller writes beside
+/// the request's own reads.
+#[derive(Debug)]
+pub struct AuthenticatedApp {
+    pub data: Arc<AppData>,
+    pub touch: Option<SecretId>,
+}
+
+/// Checks Basic credentials: the app exists and the secret's hash matches one of its secrets,
+/// compared in constant time against every one. The app's data comes from the per-instance
+/// cache (`AppCache`), read from the store when it is not fresh.
+pub async fn authenticate_app(
+    deps: &Deps,
+    app_id: &str,
+    secret: &str,
+) -> Result<AuthenticatedApp, Error> {
     let id = AppId::parse(app_id).ok_or(Error::Unauthorized)?;
-    let app = deps.apps.get_app(&id).await?.ok_or(Error::Unauthorized)?;
+    let now = deps.clock.now();
+    let data = deps
+        .app_cache
+        .get(deps.apps.as_ref(), &id, now)
+        .await?
+        .ok_or(Error::Unauthorized)?;
     let presented = sha256(secret.as_bytes());
     // Compare against every secret so that timing does not tell which one matched.
-    let secrets = deps.apps.list_secrets(&id).await?;
-    let matched = secrets
+    let matched = data
+        .secrets
         .iter()
         .fold(None, |found, s| {
             if constant_time_eq(&s.hash, &presented) {
@@ -108,14 +132,22 @@ pub async fn authenticate_app(deps: &Deps, app_id: &str, secret: &str) -> Result
             }
         })
         .ok_or(Error::Unauthorized)?;
-    let now = deps.clock.now();
-    let stale = matched
+    let due = matched
         .last_used_at
         .is_none_or(|t| now.seconds() - t.seconds() >= SECRET_TOUCH_INTERVAL_SECONDS);
-    if stale {
-        deps.apps.touch_secret(&id, &matched.id, now).await?;
+    let touch = due.then(|| matched.id.clone());
+    Ok(AuthenticatedApp { data, touch })
+}
+
+/// Writes a secret's `last_used_at` (bookkeeping: a failure is logged, never answered).
+pub async fn touch_secret(deps: &Deps, app_id: &AppId, secret_id: &SecretId) {
+    let now = deps.clock.now();
+    match deps.apps.touch_secret(app_id, secret_id, now).await {
+        Ok(()) => deps.app_cache.note_secret_used(app_id, secret_id, now),
+        Err(e) => {
+            tracing::warn!(app_id = %app_id, secret_id = %secret_id, error = %e, "could not record a secret's last use")
+        }
     }
-    Ok(app)
 }
 
 /// The body of create and replace (the Prelude OTP login config fields plus two extensions).
@@ -237,6 +269,7 @@ pub async fn create_config(
         .put_config(&config)
         .await
         .map_err(config_write_error)?;
+    deps.app_cache.invalidate(&app.id);
     tracing::info!(app_id = %app.id, config_id = %config.id, channel = config.channel.as_str(), "login config created");
     Ok(config)
 }
@@ -263,6 +296,7 @@ pub async fn replace_config(
         .put_config(&config)
         .await
         .map_err(config_write_error)?;
+    deps.app_cache.invalidate(&app.id);
     tracing::info!(app_id = %app.id, config_id = %config.id, "login config replaced");
     Ok(config)
 }
@@ -278,6 +312,7 @@ pub async fn delete_config(deps: &Deps, app_id: &str, config_id: &str) -> Result
     if !deps.configs.delete_config(&app.id, &id).await? {
         return Err(config_not_found());
     }
+    deps.app_cache.invalidate(&app.id);
     tracing::info!(app_id = %app.id, config_id = %id, "login config deleted");
     Ok(())
 }
@@ -383,6 +418,7 @@ pub async fn create_template(
     let id = TemplateId::generate(deps.random.as_ref(), now);
     let template = validated_template(&app, input, id, now, now)?;
     deps.configs.put_template(&template).await?;
+    deps.app_cache.invalidate(&app.id);
     Ok(template)
 }
 
@@ -414,6 +450,7 @@ pub async fn replace_template(
     }
     let template = validated_template(&app, input, id, existing.created_at, deps.clock.now())?;
     deps.configs.put_template(&template).await?;
+    deps.app_cache.invalidate(&app.id);
     Ok(template)
 }
 
@@ -426,7 +463,10 @@ pub async fn delete_template(deps: &Deps, app_id: &str, template_id: &str) -> Re
     let app = get_app(deps, app_id).await?;
     let id = TemplateId::parse(template_id).ok_or_else(template_not_found)?;
     match deps.configs.delete_template(&app.id, &id).await {
-        Ok(true) => Ok(()),
+        Ok(true) => {
+            deps.app_cache.invalidate(&app.id);
+            Ok(())
+        }
         Ok(false) => Err(template_not_found()),
         Err(WriteError::Conflict(_)) => Err(Error::Conflict(
             "a login config uses this template; change or delete the config first".into(),
@@ -538,5 +578,6 @@ pub async fn put_sms_countries(
     deps.configs
         .put_sms_countries(&app.id, normalized.clone())
         .await?;
+    deps.app_cache.invalidate(&app.id);
     Ok(normalized)
 }

@@ -7,12 +7,14 @@ use crate::clock::{Clock, SystemClock};
 use crate::crypto::{CodeHasher, ManagementKeyHash};
 use crate::jwt::JwtKeys;
 use crate::memory::{MemoryStore, Outbox};
-use crate::ports::{
-    AppStore, ChallengeStore, ConfigStore, EmailSender, RateLimitStore, SessionStore, SmsSender,
-    TestMessageSink, UserStore,
-};
+use crate::ports::{AppStore, ConfigStore, EmailSender, LoginStore, SmsSender, TestMessageSink};
 use crate::random::{OsRandom, Random};
 
+pub use app_cache::AppCache;
+
+pub mod app_cache;
+pub mod commit;
+pub mod decide;
 pub mod management;
 pub mod otp;
 pub mod sessions;
@@ -108,6 +110,27 @@ pub struct Settings {
     /// From address of emails whose login config has no `sender_id`.
     pub default_email_from: String,
     pub limits: Limits,
+    /// How long a warm instance keeps an app's credentials and settings (0: not at all).
+    pub app_cache_seconds: i64,
+}
+
+/// The app cache's lifetime when the deployment does not set `APP_CACHE_SECONDS`.
+pub const DEFAULT_APP_CACHE_SECONDS: i64 = 30;
+
+/// Reads `APP_CACHE_SECONDS` through `lookup` (the environment): whole seconds, 0 turns the
+/// cache off; unset: [`DEFAULT_APP_CACHE_SECONDS`].
+pub fn app_cache_seconds_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<i64, String> {
+    match lookup("APP_CACHE_SECONDS").filter(|v| !v.trim().is_empty()) {
+        None => Ok(DEFAULT_APP_CACHE_SECONDS),
+        Some(text) => match text.trim().parse::<i64>() {
+            Ok(seconds) if (0..=3600).contains(&seconds) => Ok(seconds),
+            _ => Err(format!(
+                "APP_CACHE_SECONDS must be a whole number of seconds from 0 to 3600, not {text:?}"
+            )),
+        },
+    }
 }
 
 /// The deployment's secrets. None of them is ever in the store.
@@ -122,10 +145,9 @@ pub struct Keys {
 pub struct Deps {
     pub apps: Arc<dyn AppStore>,
     pub configs: Arc<dyn ConfigStore>,
-    pub users: Arc<dyn UserStore>,
-    pub challenges: Arc<dyn ChallengeStore>,
-    pub sessions: Arc<dyn SessionStore>,
-    pub rate_limits: Arc<dyn RateLimitStore>,
+    pub login: Arc<dyn LoginStore>,
+    /// Apps' credentials and settings, per warm instance (see `AppCache`).
+    pub app_cache: Arc<AppCache>,
     pub sms: Arc<dyn SmsSender>,
     pub email: Arc<dyn EmailSender>,
     pub test_messages: Arc<dyn TestMessageSink>,
@@ -168,10 +190,8 @@ impl InMemory {
         let deps = Deps {
             apps: store.clone(),
             configs: store.clone(),
-            users: store.clone(),
-            challenges: store.clone(),
-            sessions: store.clone(),
-            rate_limits: store.clone(),
+            login: store.clone(),
+            app_cache: Arc::new(AppCache::new(settings.app_cache_seconds)),
             sms: outbox.clone(),
             email: outbox.clone(),
             test_messages: outbox.clone(),
@@ -212,5 +232,17 @@ mod tests {
             0
         );
         assert!(SendLimits::from_lookup(|_| Some("many".into())).is_err());
+    }
+
+    #[test]
+    fn app_cache_lifetime_read_from_the_environment() {
+        assert_eq!(
+            app_cache_seconds_from_lookup(|_| None),
+            Ok(DEFAULT_APP_CACHE_SECONDS)
+        );
+        assert_eq!(app_cache_seconds_from_lookup(|_| Some("0".into())), Ok(0));
+        assert_eq!(app_cache_seconds_from_lookup(|_| Some(" 5 ".into())), Ok(5));
+        assert!(app_cache_seconds_from_lookup(|_| Some("-1".into())).is_err());
+        assert!(app_cache_seconds_from_lookup(|_| Some("soon".into())).is_err());
     }
 }

@@ -1,576 +1,201 @@
-//! Sending codes and authenticating them.
-
-use serde_json::{Map, Value};
+//! Sending codes and authenticating them: load (one batched read), decide
+//! (`service::decide`), commit (one atomic write), then deliver.
 
 use crate::error::Error;
-use crate::identifiers::Identifier;
-use crate::ids::{ChallengeId, ConfigId, EmailId, MethodId, PhoneId, TemplateId, UserId};
-use crate::model::{
-    App, AuthenticationFactor, Challenge, Channel, LoginConfig, SessionAttributes, Template,
-    TestIdentifier, User, UserStatus,
-};
-use crate::ports::{
-    CodeForOutbox, EmailMessage, FailureOutcome, RateCounter, RateDecision, RateHit, SmsMessage,
-    SuccessOutcome, WriteError,
-};
-use crate::random::random_digits;
+use crate::ids::{MethodId, RequestId, SessionId, UserId};
+use crate::model::User;
+use crate::ports::{AppData, Key, Write};
 use crate::service::Deps;
-use crate::service::sessions::{self, IssuedSession, SessionGrant};
-use crate::templates::{Placeholders, render};
+use crate::service::commit::{Snapshot, Unanswered, decide_and_commit};
+use crate::service::decide;
+use crate::service::decide::authenticate::{
+    AuthenticateContext, AuthenticatePlan, ExtendRef, decide_authenticate,
+};
+use crate::service::decide::send::{
+    Outgoing, SendContext, SendPlan, TargetRef, Undo, decide_send, decide_undo,
+};
+use crate::service::sessions::{self, IssuedSession, SessionRef};
 
-/// Who a `send` adds the identifier to, when it is not already a user's.
-#[derive(Debug, Clone)]
-pub enum SendTarget {
-    UserId(String),
-    SessionToken(String),
-    SessionJwt(String),
+pub use crate::service::decide::authenticate::AuthenticateRequest;
+pub use crate::service::decide::send::{SendMode, SendOutcome, SendRequest, SendTarget};
+
+/// Where a send's target points, as far as it is known without reading: a JWT names a session
+/// by id, found by reading its home (`NeedsHome`).
+enum TargetPlan {
+    Known(Option<TargetRef>),
+    NeedsHome(SessionId),
 }
 
-#[derive(Debug, Clone)]
-pub enum SendMode {
-    /// Finds the user with the identifier, or creates one.
-    LoginOrCreate { create_user_as_pending: bool },
-    /// Sends to an existing user's identifier, or adds it to the target user.
-    Send { target: Option<SendTarget> },
+fn target_plan(deps: &Deps, app: &AppData, request: &SendRequest) -> Result<TargetPlan, Error> {
+    let SendMode::Send {
+        target: Some(target),
+    } = &request.mode
+    else {
+        return Ok(TargetPlan::Known(None));
+    };
+    let app_id = &app.app.id;
+    let (token, jwt) = match target {
+        SendTarget::UserId(id) => {
+            let user_id = UserId::parse(id).ok_or(Error::UserNotFound)?;
+            return Ok(TargetPlan::Known(Some(TargetRef::User(user_id))));
+        }
+        SendTarget::SessionToken(token) => (Some(token.as_str()), None),
+        SendTarget::SessionJwt(jwt) => (None, Some(jwt.as_str())),
+    };
+    Ok(match sessions::session_ref(deps, app_id, token, jwt)? {
+        SessionRef::Token { key, .. } => TargetPlan::Known(Some(TargetRef::Session(key))),
+        SessionRef::Jwt(session_id) => TargetPlan::NeedsHome(session_id),
+    })
 }
 
-#[derive(Debug, Clone)]
-pub struct SendRequest {
-    pub identifier: Identifier,
-    pub mode: SendMode,
-    pub expiration_minutes: Option<i64>,
-    pub locale: Option<String>,
-    pub login_config_id: Option<String>,
-    pub login_template_id: Option<String>,
-    pub signup_template_id: Option<String>,
-    /// The end user's IP address (`attributes.ip_address`), for the per-IP send limit.
-    pub ip_address: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct SendOutcome {
-    pub user_id: UserId,
-    pub method_id: MethodId,
-    pub user_created: bool,
-}
-
-fn channel_of(identifier: &Identifier) -> Channel {
-    match identifier {
-        Identifier::Phone(_) => Channel::Sms,
-        Identifier::Email(_) => Channel::Email,
-    }
-}
-
-fn new_method_id(deps: &Deps, identifier: &Identifier) -> MethodId {
-    match identifier {
-        Identifier::Phone(_) => MethodId::Phone(PhoneId::generate(deps.random.as_ref())),
-        Identifier::Email(_) => MethodId::Email(EmailId::generate(deps.random.as_ref())),
-    }
-}
-
-fn duplicate(identifier: &Identifier) -> Error {
-    match identifier {
-        Identifier::Phone(_) => Error::DuplicatePhoneNumber,
-        Identifier::Email(_) => Error::DuplicateEmail,
-    }
-}
-
-async fn login_config(
+/// Reads `keys` and, at the same time, the home of the session a JWT named (if any): one round.
+/// Returns what was read, and the key of that session (`None`: the JWT named none that exists).
+async fn load_with_home(
     deps: &Deps,
-    app: &App,
-    channel: Channel,
-    requested: Option<&str>,
-) -> Result<LoginConfig, Error> {
-    match requested {
-        Some(text) => {
-            let not_found = || {
-                Error::LoginConfigNotFound(format!(
-                    "the app has no {} login config with that login_config_id",
-                    channel.as_str()
-                ))
-            };
-            let id = ConfigId::parse(text).ok_or_else(not_found)?;
-            match deps.configs.get_config(&app.id, &id).await? {
-                Some(config) if config.channel == channel => Ok(config),
-                _ => Err(not_found()),
-            }
-        }
-        None => deps
-            .configs
-            .default_config(&app.id, channel)
-            .await?
-            .ok_or(Error::NoLoginConfig(channel)),
-    }
-}
-
-async fn email_template(
-    deps: &Deps,
-    app: &App,
-    field: &str,
-    id: Option<&str>,
-) -> Result<Option<Template>, Error> {
-    let Some(text) = id else { return Ok(None) };
-    let not_found =
-        || Error::TemplateNotFound(format!("{field} must name an email template of this app"));
-    let id = TemplateId::parse(text).ok_or_else(not_found)?;
-    match deps.configs.get_template(&app.id, &id).await? {
-        Some(t) if t.channel == Channel::Email => Ok(Some(t)),
-        _ => Err(not_found()),
-    }
-}
-
-/// Who the code goes to, as far as reading tells: nothing is written yet.
-enum Recipient {
-    Existing(User, MethodId),
-    /// No user has the identifier: `login_or_create` creates one.
-    NewUser {
-        pending: bool,
-    },
-    /// `send` with a target user that does not have the identifier yet.
-    AddTo(User),
-}
-
-impl Recipient {
-    /// The existing user whose lock applies to this send.
-    fn known_user(&self) -> Option<&User> {
-        match self {
-            Recipient::Existing(user, _) | Recipient::AddTo(user) => Some(user),
-            Recipient::NewUser { .. } => None,
-        }
-    }
-}
-
-async fn find_recipient(deps: &Deps, app: &App, request: &SendRequest) -> Result<Recipient, Error> {
-    let identifier = &request.identifier;
-    let owner = deps.users.find_by_identifier(&app.id, identifier).await?;
-    match &request.mode {
-        SendMode::LoginOrCreate {
-            create_user_as_pending,
-        } => Ok(match owner {
-            Some((user, method_id)) => Recipient::Existing(user, method_id),
-            None => Recipient::NewUser {
-                pending: *create_user_as_pending,
-            },
-        }),
-        SendMode::Send { target: None } => match owner {
-            Some((user, method_id)) => Ok(Recipient::Existing(user, method_id)),
-            None => Err(match identifier {
-                Identifier::Phone(_) => Error::PhoneNumberNotFound,
-                Identifier::Email(_) => Error::EmailNotFound,
-            }),
-        },
-        SendMode::Send {
-            target: Some(target),
-        } => {
-            let target_user = target_user(deps, app, target).await?;
-            match owner {
-                Some((user, method_id)) if user.id == target_user.id => {
-                    Ok(Recipient::Existing(user, method_id))
-                }
-                Some(_) => Err(duplicate(identifier)),
-                None => Ok(Recipient::AddTo(target_user)),
-            }
-        }
-    }
-}
-
-/// Writes what the recipient needs (a new user, or the identifier on the target user); a
-/// concurrent request that wrote it first is used instead. Returns the user, the method and
-/// whether the user was created.
-async fn materialize(
-    deps: &Deps,
-    app: &App,
-    identifier: &Identifier,
-    recipient: Recipient,
-) -> Result<(User, MethodId, bool), Error> {
-    let method_id = new_method_id(deps, identifier);
-    let written = match recipient {
-        Recipient::Existing(user, method_id) => return Ok((user, method_id, false)),
-        Recipient::NewUser { pending } => {
-            let mut user = User {
-                id: UserId::generate(deps.random.as_ref()),
-                app_id: app.id.clone(),
-                status: if pending {
-                    UserStatus::Pending
-                } else {
-                    UserStatus::Active
-                },
-                created_at: deps.clock.now(),
-                phone_numbers: Vec::new(),
-                emails: Vec::new(),
-                failed_attempts: 0,
-                lock: None,
-            };
-            user.add_method(method_id.clone(), identifier.clone());
-            match deps.users.create_user(&user).await {
-                Ok(()) => {
-                    tracing::info!(app_id = %app.id, user_id = %user.id, "user created");
-                    return Ok((user, method_id, true));
-                }
-                Err(e) => (e, None),
-            }
-        }
-        Recipient::AddTo(target) => {
-            match deps
-                .users
-                .add_method(&app.id, &target.id, &method_id, identifier)
-                .await
-            {
-                Ok(user) => return Ok((user, method_id, false)),
-                Err(e) => (e, Some(target.id)),
-            }
+    app_id: &crate::ids::AppId,
+    keys: &[Key],
+    session_id: Option<&SessionId>,
+) -> Result<(Snapshot, Option<Option<Key>>), Error> {
+    let batch = async {
+        if keys.is_empty() {
+            Ok(Vec::new())
+        } else {
+            deps.login.load(keys).await
         }
     };
-    match written {
-        // Someone else wrote the identifier first: it is theirs now, or the target's.
-        (WriteError::Conflict(_), target) => {
-            match deps.users.find_by_identifier(&app.id, identifier).await? {
-                Some((user, method_id)) if target.as_ref().is_none_or(|t| *t == user.id) => {
-                    Ok((user, method_id, false))
-                }
-                Some(_) => Err(duplicate(identifier)),
-                None if target.is_some() => Err(Error::UserNotFound),
-                None => Err(Error::ServiceUnavailable),
-            }
+    match session_id {
+        None => Ok((Snapshot::from_loaded(keys, batch.await?), None)),
+        Some(session_id) => {
+            let (loaded, found) =
+                tokio::join!(batch, sessions::find_by_id(deps, app_id, session_id));
+            let (key, home) = found?;
+            let mut snapshot = Snapshot::from_loaded(keys, loaded?);
+            snapshot.merge(home);
+            Ok((snapshot, Some(key)))
         }
-        (WriteError::Store(e), _) => Err(e.into()),
     }
 }
 
-async fn target_user(deps: &Deps, app: &App, target: &SendTarget) -> Result<User, Error> {
-    let user_id = match target {
-        SendTarget::UserId(id) => UserId::parse(id).ok_or(Error::UserNotFound)?,
-        SendTarget::SessionToken(token) => {
-            sessions::resolve(deps, &app.id, Some(token), None)
-                .await?
-                .0
-                .user_id
-        }
-        SendTarget::SessionJwt(jwt) => {
-            sessions::resolve(deps, &app.id, None, Some(jwt))
-                .await?
-                .0
-                .user_id
-        }
-    };
-    deps.users
-        .get_user(&app.id, &user_id)
-        .await?
-        .ok_or(Error::UserNotFound)
-}
-
-/// Counts one send against the identifier's cooldown and window and the end user's IP window,
-/// all or nothing.
-async fn count_send(
+/// Sends a new code to the identifier, replacing the method's current code. One batched read
+/// (who holds the identifier, whether it is a test identifier, the send counters, the target),
+/// one commit (the user or method if new, the code, the counted send), then the delivery; if
+/// that fails, one commit puts the previous code back, gives back the counted send and removes
+/// what the send made, so that nothing undelivered stays usable or counted.
+pub async fn send_code(
     deps: &Deps,
-    app: &App,
-    identifier: &Identifier,
-    ip_address: Option<&str>,
-    now: crate::clock::Timestamp,
-) -> Result<Vec<RateHit>, Error> {
-    let limits = &deps.settings.limits.send;
-    let subject = format!("{}#{}", app.id, identifier.as_str());
-    let mut counters = vec![
-        RateCounter {
-            key: format!("cooldown#{subject}"),
-            limit: 1,
-            window_seconds: limits.cooldown_seconds,
-        },
-        RateCounter {
-            key: format!("window#{subject}"),
-            limit: limits.window_max,
-            window_seconds: limits.window_seconds,
-        },
-    ];
-    if let Some(ip) = ip_address.map(str::trim).filter(|ip| !ip.is_empty()) {
-        counters.push(RateCounter {
-            key: format!("ip#{}#{ip}", app.id),
-            limit: limits.ip_window_max,
-            window_seconds: limits.window_seconds,
-        });
-    }
-    match deps.rate_limits.hit(&counters, now).await? {
-        RateDecision::Counted(hits) => Ok(hits),
-        RateDecision::Limited { retry_at } => Err(Error::TooManyRequests {
-            retry_after_seconds: retry_after(now, retry_at),
-        }),
-    }
-}
-
-async fn give_back(deps: &Deps, hits: &[RateHit]) {
-    if !hits.is_empty()
-        && let Err(e) = deps.rate_limits.give_back(hits).await
-    {
-        tracing::warn!(error = %e, "could not give back rate-limit hits");
-    }
-}
-
-fn retry_after(now: crate::clock::Timestamp, until: crate::clock::Timestamp) -> u64 {
-    u64::try_from(until.seconds() - now.seconds())
-        .unwrap_or(0)
-        .max(1)
-}
-
-/// Sends a new code to the identifier, replacing any earlier code of that method.
-pub async fn send_code(deps: &Deps, app: &App, request: SendRequest) -> Result<SendOutcome, Error> {
-    let now = deps.clock.now();
-    let channel = channel_of(&request.identifier);
+    app: &AppData,
+    request_id: &RequestId,
+    request: SendRequest,
+) -> Result<SendOutcome, Error> {
     if let Some(minutes) = request.expiration_minutes
         && !(1..=10).contains(&minutes)
     {
         return Err(Error::InvalidExpirationMinutes);
     }
-    if let Identifier::Phone(number) = &request.identifier
-        && let Some(allowed) = deps.configs.get_sms_countries(&app.id).await?
-        && !allowed.contains(&number.calling_code())
-    {
-        return Err(Error::InvalidPhoneNumberCountryCode);
-    }
-    let config = login_config(deps, app, channel, request.login_config_id.as_deref()).await?;
-    let login_template = email_template(
-        deps,
-        app,
-        "login_template_id",
-        request.login_template_id.as_deref(),
-    )
-    .await?;
-    let signup_template = email_template(
-        deps,
-        app,
-        "signup_template_id",
-        request.signup_template_id.as_deref(),
-    )
-    .await?;
-
-    let recipient = find_recipient(deps, app, &request).await?;
-    if let Some(lock) = recipient.known_user().and_then(|u| u.active_lock(now)) {
-        return Err(Error::UserLockLimitReached {
-            retry_after_seconds: retry_after(now, lock.expires_at),
-        });
-    }
-    let test = deps
-        .configs
-        .find_test_identifier(&app.id, &request.identifier)
-        .await?
-        .filter(|t| t.valid_until > now);
-    // Counted before anything is written, given back if the code is not handed to delivery.
-    // Test identifiers are never delivered, so they use up no send limit.
-    let hits = match test {
-        Some(_) => Vec::new(),
-        None => {
-            count_send(
-                deps,
-                app,
-                &request.identifier,
-                request.ip_address.as_deref(),
-                now,
-            )
-            .await?
-        }
+    let limits = &deps.settings.limits;
+    let plan = target_plan(deps, app, &request)?;
+    let (known, jwt_session) = match &plan {
+        TargetPlan::Known(target) => (target.clone(), None),
+        TargetPlan::NeedsHome(session_id) => (None, Some(session_id)),
     };
-    let prepared = Prepared {
-        recipient,
-        channel,
-        config,
-        login_template,
-        signup_template,
-        test,
+    let keys =
+        crate::service::decide::send::keys_to_load(&app.app.id, &request, known.as_ref(), limits);
+    let (mut snapshot, found) = load_with_home(deps, &app.app.id, &keys, jwt_session).await?;
+    let target = match found {
+        None => known,
+        Some(Some(key)) => Some(TargetRef::Session(key)),
+        Some(None) => Some(TargetRef::MissingSession),
+    };
+    let now = deps.clock.now();
+    let ctx = SendContext {
+        app,
+        limits,
+        code_hasher: &deps.keys.code_hasher,
+        random: deps.random.as_ref(),
+        default_email_from: &deps.settings.default_email_from,
         now,
     };
-    let outcome = write_and_deliver(deps, app, &request, prepared).await;
-    if outcome.is_err() {
-        give_back(deps, &hits).await;
-    }
-    outcome
-}
-
-/// What `send_code` has checked before counting the send.
-struct Prepared {
-    recipient: Recipient,
-    channel: Channel,
-    config: LoginConfig,
-    login_template: Option<Template>,
-    signup_template: Option<Template>,
-    test: Option<TestIdentifier>,
-    now: crate::clock::Timestamp,
-}
-
-async fn write_and_deliver(
-    deps: &Deps,
-    app: &App,
-    request: &SendRequest,
-    prepared: Prepared,
-) -> Result<SendOutcome, Error> {
-    let Prepared {
-        recipient,
-        channel,
-        config,
-        login_template,
-        signup_template,
-        test,
-        now,
-    } = prepared;
-    let (user, method_id, user_created) =
-        materialize(deps, app, &request.identifier, recipient).await?;
-    let template = match (user_created, signup_template, login_template) {
-        (true, Some(t), _) | (false, _, Some(t)) => Some(t),
-        _ => match &config.template_id {
-            Some(id) => deps.configs.get_template(&app.id, id).await?,
-            None => None,
-        },
-    };
-    let expiration_minutes = request
-        .expiration_minutes
-        .and_then(|m| u32::try_from(m).ok())
-        .unwrap_or(config.expiration_minutes);
-
-    let challenge_id = ChallengeId::generate(deps.random.as_ref());
-    let (code, code_hash, hash_context) = match &test {
-        // A test identifier's code is fixed; its plaintext is not kept, so the message shows a mark.
-        Some(t) => (
-            "(test code)".to_owned(),
-            t.code_hash,
-            t.id.as_str().to_owned(),
-        ),
-        None => {
-            let code = random_digits(deps.random.as_ref(), config.code_length);
-            let hash = deps.keys.code_hasher.hash(challenge_id.as_str(), &code);
-            (code, hash, challenge_id.as_str().to_owned())
-        }
-    };
-    let challenge = Challenge {
-        id: challenge_id,
-        app_id: app.id.clone(),
-        user_id: user.id.clone(),
-        method_id: method_id.clone(),
-        channel,
-        code_hash,
-        hash_context,
-        config_id: config.id.clone(),
-        grant_change_password: config.grant_change_password,
-        created_at: now,
-        expires_at: now.plus_minutes(i64::from(expiration_minutes)),
-        attempts: 0,
-        consumed: false,
-        test_identifier: test.as_ref().map(|t| t.id.clone()),
-    };
-    if let Err(error) = deps.challenges.put_challenge(&challenge).await {
-        // The write may have landed with its answer lost: a code nobody received must not stay
-        // usable. The delete only removes this challenge, never a newer one.
-        if let Err(cleanup) = deps
-            .challenges
-            .delete_challenge(&app.id, &method_id, &challenge.id)
-            .await
-        {
-            tracing::warn!(app_id = %app.id, method_id = %method_id, error = %cleanup, "could not remove a code whose write failed");
-        }
-        return Err(error.into());
-    }
-
-    let message = render(
-        channel,
-        template.as_ref(),
-        request.locale.as_deref(),
-        &Placeholders {
-            code: &code,
-            app_name: &app.name,
-            expiration_minutes,
-        },
-    );
-    let delivered = deliver(
-        deps,
-        &request.identifier,
-        &config,
-        message,
-        code,
-        test.as_ref(),
-    )
+    let committed = decide_and_commit(deps, request_id, "send", &mut snapshot, |snapshot| {
+        decide_send(&ctx, &request, target.as_ref(), snapshot)
+    })
     .await;
-    if let Err(error) = delivered {
-        // The code never reached anyone: remove it so nothing half-sent stays usable.
-        if let Err(cleanup) = deps
-            .challenges
-            .delete_challenge(&app.id, &method_id, &challenge.id)
-            .await
-        {
-            tracing::error!(app_id = %app.id, method_id = %method_id, error = %cleanup, "could not remove undelivered code");
+    let plan: SendPlan = match committed {
+        Ok((answer, _)) => answer?,
+        Err(unanswered) => {
+            // The commit may have landed with its answer lost: a code nobody will receive must
+            // not replace the one the user has, nor count against the limits.
+            if let Some(Ok(plan)) = &unanswered.decision {
+                undo(deps, request_id, &plan.undo, false).await;
+            }
+            return Err(unanswered.error);
         }
+    };
+    if plan.outcome.user_created {
+        tracing::info!(app_id = %app.app.id, user_id = %plan.outcome.user_id, "user created");
+    }
+    if let Err(error) = deliver(deps, &plan).await {
+        undo(deps, request_id, &plan.undo, true).await;
         return Err(error);
     }
     tracing::info!(
-        app_id = %app.id,
-        user_id = %user.id,
-        method_id = %method_id,
-        channel = channel.as_str(),
+        app_id = %app.app.id,
+        user_id = %plan.outcome.user_id,
+        method_id = %plan.outcome.method_id,
         to = %request.identifier.redacted(),
-        test = test.is_some(),
+        test = plan.test,
         "code sent"
     );
-    Ok(SendOutcome {
-        user_id: user.id,
-        method_id,
-        user_created,
-    })
+    Ok(plan.outcome)
 }
 
-async fn deliver(
-    deps: &Deps,
-    identifier: &Identifier,
-    config: &LoginConfig,
-    message: crate::templates::RenderedMessage,
-    code: String,
-    test: Option<&TestIdentifier>,
-) -> Result<(), Error> {
-    match identifier {
-        Identifier::Phone(number) => {
-            let sms = SmsMessage {
-                to: number.clone(),
-                sender_id: config.sender_id.clone(),
-                text: message.text,
-                code: CodeForOutbox(code),
-            };
-            if test.is_some() {
-                deps.test_messages.record_sms(&sms);
+async fn deliver(deps: &Deps, plan: &SendPlan) -> Result<(), Error> {
+    match &plan.message {
+        Outgoing::Sms(sms) => {
+            if plan.test {
+                deps.test_messages.record_sms(sms);
                 return Ok(());
             }
-            deps.sms.send_sms(&sms).await.map_err(|e| {
-                tracing::warn!(to = %number.redacted(), error = %e, "SMS delivery failed");
+            deps.sms.send_sms(sms).await.map_err(|e| {
+                tracing::warn!(to = %sms.to.redacted(), error = %e, "SMS delivery failed");
                 Error::SmsDeliveryFailed
             })
         }
-        Identifier::Email(email) => {
-            let mail = EmailMessage {
-                to: email.clone(),
-                from: config
-                    .sender_id
-                    .clone()
-                    .unwrap_or_else(|| deps.settings.default_email_from.clone()),
-                subject: message.subject,
-                text: message.text,
-                html: message.html,
-                code: CodeForOutbox(code),
-            };
-            if test.is_some() {
-                deps.test_messages.record_email(&mail);
+        Outgoing::Email(mail) => {
+            if plan.test {
+                deps.test_messages.record_email(mail);
                 return Ok(());
             }
-            deps.email.send_email(&mail).await.map_err(|e| {
-                tracing::warn!(to = %email.redacted(), error = %e, "email delivery failed");
+            deps.email.send_email(mail).await.map_err(|e| {
+                tracing::warn!(to = %mail.to.redacted(), error = %e, "email delivery failed");
                 Error::EmailDeliveryFailed
             })
         }
     }
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct AuthenticateRequest {
-    pub method_id: String,
-    pub code: String,
-    pub session_duration_minutes: Option<i64>,
-    pub session_token: Option<String>,
-    pub session_jwt: Option<String>,
-    pub session_custom_claims: Option<Map<String, Value>>,
-    pub attributes: SessionAttributes,
+/// Takes back a send whose message was not delivered (`landed`), or whose commit went
+/// unanswered (it may have been applied): reads the method's codes, then one commit (see
+/// `decide_undo`), decided again on what a conflict returns. Best effort: the request answers its
+/// error either way; a code left behind was never delivered, and expires.
+async fn undo(deps: &Deps, request_id: &RequestId, undo: &Undo, landed: bool) {
+    let keys = decide::send::undo_keys(undo);
+    let mut snapshot = match deps.login.load(&keys).await {
+        Ok(loaded) => Snapshot::from_loaded(&keys, loaded),
+        Err(error) => {
+            tracing::error!(method_id = %undo.method_id, error = %error, "could not read the codes of an undelivered send");
+            return;
+        }
+    };
+    let result = decide_and_commit(deps, request_id, "undo", &mut snapshot, |snapshot| {
+        decide_undo(undo, snapshot, landed)
+    })
+    .await;
+    match result {
+        Ok((Ok(()), _)) => {}
+        Ok((Err(error), _)) | Err(Unanswered { error, .. }) => {
+            tracing::error!(method_id = %undo.method_id, error = %error, "could not take back an undelivered send");
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -580,16 +205,19 @@ pub struct AuthenticateOutcome {
     pub session: Option<IssuedSession>,
 }
 
-/// Checks a code. Of any number of concurrent calls with the right code at most one succeeds
-/// (exactly one, unless the user is locked); none succeeds while the user is locked, and of any
-/// number of concurrent wrong codes at most the lock threshold are answered 404 per lock. A code
-/// consumed by a request that then fails is given back, so that the retry works.
+/// Checks a code: one batched read (the method's user and codes, the session to extend), one
+/// commit. A right code's commit spends the code, records the success and makes or extends the
+/// session, on condition that the code and the user are as read (so of any number of
+/// concurrent right codes exactly one succeeds, and none while the user is locked); a wrong
+/// code's commit counts the attempt on the code and on the user, on the same condition (so the
+/// counts are exact under concurrency, and the lock comes at exactly the threshold).
 pub async fn authenticate(
     deps: &Deps,
-    app: &App,
+    app: &AppData,
+    request_id: &RequestId,
     request: AuthenticateRequest,
 ) -> Result<AuthenticateOutcome, Error> {
-    let limits = &deps.settings.limits;
+    let app_id = &app.app.id;
     let duration = request
         .session_duration_minutes
         .map(sessions::validate_duration)
@@ -597,220 +225,93 @@ pub async fn authenticate(
     if let Some(claims) = &request.session_custom_claims {
         sessions::validate_custom_claims(claims)?;
     }
-    let not_found = Error::OtpCodeNotFound {
-        attempts_remaining: None,
-    };
     let Some(method_id) = MethodId::parse(&request.method_id) else {
-        return Err(not_found);
+        return Err(Error::OtpCodeNotFound {
+            attempts_remaining: None,
+        });
     };
-    let Some(user) = deps.users.find_by_method(&app.id, &method_id).await? else {
-        return Err(not_found);
-    };
-    // The session to extend must exist and be this user's before the code is spent.
-    let extending = if request.session_token.is_some() || request.session_jwt.is_some() {
-        let (session, token) = sessions::resolve(
+    let extending = request
+        .session_token
+        .as_deref()
+        .is_some_and(|t| !t.is_empty())
+        || request
+            .session_jwt
+            .as_deref()
+            .is_some_and(|t| !t.is_empty());
+    let session = if extending {
+        Some(sessions::session_ref(
             deps,
-            &app.id,
+            app_id,
             request.session_token.as_deref(),
             request.session_jwt.as_deref(),
-        )
-        .await?;
-        if session.user_id != user.id {
-            return Err(Error::SessionUserMismatch);
-        }
-        // The claims the extended session would carry must be valid before the code is spent.
-        if let Some(patch) = &request.session_custom_claims {
-            sessions::validate_custom_claims(&sessions::merged_claims(
-                &session.custom_claims,
-                patch,
-            ))?;
-        }
-        Some((session, token))
+        )?)
     } else {
         None
     };
+    let (known, jwt_session) = match &session {
+        None => (None, None),
+        Some(SessionRef::Token { key, .. }) => (Some(ExtendRef::Session(key.clone())), None),
+        Some(SessionRef::Jwt(session_id)) => (None, Some(session_id)),
+    };
+    let keys =
+        crate::service::decide::authenticate::keys_to_load(app_id, &method_id, known.as_ref());
+    let (mut snapshot, found) = load_with_home(deps, app_id, &keys, jwt_session).await?;
+    let extend = match found {
+        None => known,
+        Some(Some(key)) => Some(ExtendRef::Session(key)),
+        Some(None) => Some(ExtendRef::MissingSession),
+    };
     let now = deps.clock.now();
-    // A quick refusal on the user as read (which may be stale): the lock is enforced
-    // atomically by `record_failure` and `record_success` below.
-    if let Some(lock) = user.active_lock(now) {
-        return Err(Error::UserLockLimitReached {
-            retry_after_seconds: retry_after(now, lock.expires_at),
-        });
-    }
-    let Some(challenge) = deps.challenges.get_challenge(&app.id, &method_id).await? else {
-        return Err(not_found);
+    let ctx = AuthenticateContext {
+        app_id,
+        limits: &deps.settings.limits,
+        code_hasher: &deps.keys.code_hasher,
+        random: deps.random.as_ref(),
+        now,
     };
-    if !challenge.is_live(now, limits.max_code_attempts) {
-        return Err(Error::UnableToAuthOtpCode);
-    }
-    // A test identifier's code stops working when the test identifier ends or is deleted.
-    let test_valid = match &challenge.test_identifier {
-        None => true,
-        // One lookup by the method's identifier (a GetItem), not a listing of the app's.
-        Some(id) => match user.identifier_of(&method_id) {
-            Some(identifier) => deps
-                .configs
-                .find_test_identifier(&app.id, &identifier)
-                .await?
-                .is_some_and(|t| &t.id == id && t.valid_until > now),
-            None => false,
-        },
-    };
-    let matches = test_valid
-        && deps.keys.code_hasher.matches(
-            &challenge.hash_context,
-            request.code.trim(),
-            &challenge.code_hash,
-        );
-
-    if !matches {
-        let Some(attempts) = deps
-            .challenges
-            .record_wrong_attempt(
-                &app.id,
+    // A commit without an answer leaves either the state of a success (code spent, session made)
+    // or of nothing at all: both are clean, so it is answered as unavailable and left.
+    let (answer, written) = decide_and_commit(
+        deps,
+        request_id,
+        "authenticate",
+        &mut snapshot,
+        |snapshot| {
+            decide_authenticate(
+                &ctx,
+                &request,
                 &method_id,
-                &challenge.id,
-                now,
-                limits.max_code_attempts,
-            )
-            .await?
-        else {
-            return Err(Error::UnableToAuthOtpCode);
-        };
-        // The user's count is the gate: it counts only while the user is not locked, so of any
-        // number of concurrent wrong codes at most `user_lock_threshold` are answered 404 per
-        // lock, whatever the (possibly stale) user read above said.
-        return match deps
-            .users
-            .record_failure(
-                &app.id,
-                &user.id,
-                now,
-                limits.user_lock_threshold,
-                limits.user_lock_seconds,
-            )
-            .await?
-        {
-            FailureOutcome::Counted { locked_now, .. } => {
-                if locked_now {
-                    tracing::warn!(app_id = %app.id, user_id = %user.id, "user locked after too many wrong codes");
-                }
-                Err(Error::OtpCodeNotFound {
-                    attempts_remaining: Some(limits.max_code_attempts.saturating_sub(attempts)),
-                })
-            }
-            FailureOutcome::AlreadyLocked(lock) => Err(Error::UserLockLimitReached {
-                retry_after_seconds: retry_after(now, lock.expires_at),
-            }),
-            FailureOutcome::UserGone => Err(not_found),
-        };
-    }
-    if !deps
-        .challenges
-        .consume(
-            &app.id,
-            &method_id,
-            &challenge.id,
-            now,
-            limits.max_code_attempts,
-        )
-        .await?
-    {
-        return Err(Error::UnableToAuthOtpCode);
-    }
-    let outcome = complete(
-        deps, app, &user.id, &method_id, &challenge, now, &request, extending, duration,
-    )
-    .await;
-    if let Err(error) = &outcome {
-        // Nothing was granted for the spent code: give it back, so that the retry works. The
-        // answer stays the original error, whatever happens here.
-        match deps
-            .challenges
-            .restore(&app.id, &method_id, &challenge.id)
-            .await
-        {
-            Ok(restored) => {
-                tracing::info!(app_id = %app.id, method_id = %method_id, restored, error = %error, "authenticate failed after the code was consumed");
-            }
-            Err(e) => {
-                tracing::error!(app_id = %app.id, method_id = %method_id, error = %e, original = %error, "could not give back a consumed code after a failed authenticate");
-            }
-        }
-    }
-    outcome
-}
-
-/// What follows a consumed code: records the success (unless the user is locked) and starts or
-/// extends the session. On an error the caller gives the code back.
-#[allow(clippy::too_many_arguments)]
-async fn complete(
-    deps: &Deps,
-    app: &App,
-    user_id: &UserId,
-    method_id: &MethodId,
-    challenge: &Challenge,
-    now: crate::clock::Timestamp,
-    request: &AuthenticateRequest,
-    extending: Option<(crate::model::Session, String)>,
-    duration: Option<i64>,
-) -> Result<AuthenticateOutcome, Error> {
-    let user = match deps
-        .users
-        .record_success(&app.id, user_id, method_id, now)
-        .await?
-    {
-        SuccessOutcome::Recorded(user) => user,
-        SuccessOutcome::Locked(lock) => {
-            return Err(Error::UserLockLimitReached {
-                retry_after_seconds: retry_after(now, lock.expires_at),
-            });
-        }
-        SuccessOutcome::UserGone => return Err(Error::UserNotFound),
-    };
-    let identifier = user.identifier_of(method_id).ok_or(Error::UserNotFound)?;
-    let grant = SessionGrant {
-        factor: AuthenticationFactor {
-            method_id: method_id.clone(),
-            identifier,
-            last_authenticated_at: now,
-        },
-        scopes: if challenge.grant_change_password {
-            vec![crate::model::PASSWORD_WRITE_SCOPE.to_owned()]
-        } else {
-            Vec::new()
-        },
-        attributes: request.attributes.clone(),
-    };
-    let session = match (extending, duration) {
-        (Some((session, token)), duration) => Some(
-            sessions::extend(
-                deps,
-                session,
-                token,
-                Some(grant),
+                extend.as_ref(),
                 duration,
-                request.session_custom_claims.as_ref(),
+                snapshot,
             )
-            .await?,
-        ),
-        (None, Some(minutes)) => Some(
-            sessions::start(
-                deps,
-                &app.id,
-                &user.id,
-                grant,
-                minutes,
-                request.session_custom_claims.clone().unwrap_or_default(),
-            )
-            .await?,
-        ),
-        (None, None) => None,
+        },
+    )
+    .await?;
+    let plan: AuthenticatePlan = match answer {
+        Ok(plan) => plan,
+        Err(error) => {
+            let locked_now = written.iter().find_map(|write| match write {
+                Write::PutUser { user, .. } => user
+                    .lock
+                    .filter(|lock| lock.created_at == now)
+                    .map(|_| &user.id),
+                _ => None,
+            });
+            if let Some(user_id) = locked_now {
+                tracing::warn!(app_id = %app_id, user_id = %user_id, "user locked after too many wrong codes");
+            }
+            return Err(error);
+        }
     };
-    tracing::info!(app_id = %app.id, user_id = %user.id, method_id = %method_id, "code authenticated");
+    let session = match plan.session {
+        Some((session, token)) => Some(sessions::issue(deps, session, token)?),
+        None => None,
+    };
+    tracing::info!(app_id = %app_id, user_id = %plan.user.id, method_id = %method_id, "code authenticated");
     Ok(AuthenticateOutcome {
-        user,
-        method_id: method_id.clone(),
+        user: plan.user,
+        method_id,
         session,
     })
 }

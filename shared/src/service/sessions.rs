@@ -6,9 +6,12 @@ use crate::clock::Timestamp;
 use crate::crypto::{new_session_token, sha256};
 use crate::error::Error;
 use crate::identifiers::Identifier;
-use crate::ids::{AppId, SessionId, UserId};
+use crate::ids::{AppId, Home, RequestId, SessionId, UserId};
 use crate::model::{AuthenticationFactor, Session, SessionAttributes, User};
+use crate::ports::{Expect, Key, Record, Write};
+use crate::random::Random;
 use crate::service::Deps;
+use crate::service::commit::{Decision, Snapshot, decide_and_commit};
 
 pub const SESSION_CLAIM: &str = "https://stytch.com/session";
 const MIN_SESSION_MINUTES: i64 = 5;
@@ -144,7 +147,8 @@ pub fn mint_jwt(deps: &Deps, session: &Session) -> Result<String, Error> {
         .map_err(|e| Error::Internal(e.to_string()))
 }
 
-fn issued(deps: &Deps, session: Session, token: String) -> Result<IssuedSession, Error> {
+/// The session as handed to the caller, with a fresh JWT.
+pub fn issue(deps: &Deps, session: Session, token: String) -> Result<IssuedSession, Error> {
     let jwt = mint_jwt(deps, &session)?;
     Ok(IssuedSession {
         session,
@@ -161,22 +165,24 @@ pub struct SessionGrant {
     pub attributes: SessionAttributes,
 }
 
-pub async fn start(
-    deps: &Deps,
-    app_id: &AppId,
-    user_id: &UserId,
+/// A new session of `user` for `duration_minutes` from `now`, and its token (the session is in
+/// the user's home, and so is the token's hash).
+pub fn new_session(
+    random: &dyn Random,
+    user: &User,
     grant: SessionGrant,
     duration_minutes: i64,
     custom_claims: Map<String, Value>,
-) -> Result<IssuedSession, Error> {
-    let now = deps.clock.now();
-    let (token, token_hash) = new_session_token(deps.random.as_ref());
+    now: Timestamp,
+) -> (Session, String) {
+    let home = user.id.home();
+    let (token, token_hash) = new_session_token(random, home);
     let mut claims = Map::new();
     merge_claims(&mut claims, &custom_claims);
     let session = Session {
-        id: SessionId::generate(deps.random.as_ref()),
-        app_id: app_id.clone(),
-        user_id: user_id.clone(),
+        id: SessionId::generate_in(random, home),
+        app_id: user.app_id.clone(),
+        user_id: user.id.clone(),
         token_hash,
         started_at: now,
         last_accessed_at: now,
@@ -186,21 +192,18 @@ pub async fn start(
         authentication_factors: vec![grant.factor],
         granted_scopes: grant.scopes,
     };
-    deps.sessions.create_session(&session).await?;
-    tracing::info!(app_id = %app_id, user_id = %user_id, session_id = %session.id, "session started");
-    issued(deps, session, token)
+    (session, token)
 }
 
-/// Records an access (and optionally a new factor, lifetime and claims) on a live session.
-pub async fn extend(
-    deps: &Deps,
+/// The session after an access at `now`: optionally a new factor (replacing one of the same
+/// method), a new lifetime and a claims update (checked against the limits).
+pub fn accessed(
     mut session: Session,
-    token: String,
+    now: Timestamp,
     grant: Option<SessionGrant>,
     duration_minutes: Option<i64>,
     claims_patch: Option<&Map<String, Value>>,
-) -> Result<IssuedSession, Error> {
-    let now = deps.clock.now();
+) -> Result<Session, Error> {
     session.last_accessed_at = now;
     if let Some(minutes) = duration_minutes {
         session.expires_at = now.plus_minutes(minutes);
@@ -220,52 +223,95 @@ pub async fn extend(
             }
         }
     }
-    if !deps.sessions.update_session(&session).await? {
-        return Err(Error::SessionNotFound);
-    }
-    issued(deps, session, token)
+    Ok(session)
 }
 
-/// Finds the live session a token or JWT names. Returns the token when one was presented.
-pub async fn resolve(
+/// The session a JWT names: it must verify (signature, audience, issuer; an expired JWT of a
+/// live session is fine), and name a session id and user.
+fn session_named_by_jwt(deps: &Deps, app_id: &AppId, jwt: &str) -> Result<SessionId, Error> {
+    let claims = deps
+        .keys
+        .jwt
+        .verify(jwt, app_id.as_str(), &deps.settings.public_base_url)
+        .map_err(|_| Error::InvalidSessionJwt)?;
+    claims
+        .get(SESSION_CLAIM)
+        .and_then(|c| c.get("id"))
+        .and_then(Value::as_str)
+        .and_then(SessionId::parse)
+        .ok_or(Error::InvalidSessionJwt)
+}
+
+/// Where a presented session token or JWT points, before anything is read.
+#[derive(Debug, Clone)]
+pub enum SessionRef {
+    /// The key of the session a token names (the token itself is the credential).
+    Token { key: Key, token: String },
+    /// The session id a verified JWT names (found by reading its home).
+    Jwt(SessionId),
+}
+
+/// Parses the credential of a request about a session: a token, else a JWT (verified here).
+pub fn session_ref(
     deps: &Deps,
     app_id: &AppId,
     session_token: Option<&str>,
     session_jwt: Option<&str>,
-) -> Result<(Session, String), Error> {
-    let now = deps.clock.now();
-    let live = |s: Option<Session>| s.filter(|s| s.is_live(now)).ok_or(Error::SessionNotFound);
+) -> Result<SessionRef, Error> {
     if let Some(token) = session_token.filter(|t| !t.is_empty()) {
-        let session = live(
-            deps.sessions
-                .find_by_token_hash(app_id, &sha256(token.as_bytes()))
-                .await?,
-        )?;
-        return Ok((session, token.to_owned()));
+        let home = Home::of_session_token(token).ok_or(Error::SessionNotFound)?;
+        return Ok(SessionRef::Token {
+            key: Key::Session {
+                app_id: app_id.clone(),
+                home,
+                token_hash: sha256(token.as_bytes()),
+            },
+            token: token.to_owned(),
+        });
     }
     if let Some(jwt) = session_jwt.filter(|t| !t.is_empty()) {
-        let claims = deps
-            .keys
-            .jwt
-            .verify(jwt, app_id.as_str(), &deps.settings.public_base_url)
-            .map_err(|_| Error::InvalidSessionJwt)?;
-        let session_id = claims
-            .get(SESSION_CLAIM)
-            .and_then(|c| c.get("id"))
-            .and_then(Value::as_str)
-            .and_then(SessionId::parse)
-            .ok_or(Error::InvalidSessionJwt)?;
-        let session = live(deps.sessions.get_session(app_id, &session_id).await?)?;
-        return Ok((session, String::new()));
+        return Ok(SessionRef::Jwt(session_named_by_jwt(deps, app_id, jwt)?));
     }
     Err(Error::BadRequest(
         "session_token or session_jwt is required".into(),
     ))
 }
 
+/// The key of the session a JWT's session id names, found in one read of its home, and what
+/// that read found (the user and the home's sessions). `None`: no such session.
+pub async fn find_by_id(
+    deps: &Deps,
+    app_id: &AppId,
+    session_id: &SessionId,
+) -> Result<(Option<Key>, Snapshot), Error> {
+    let home = session_id.home();
+    let records = deps.login.load_home(app_id, home).await?;
+    let mut snapshot = Snapshot::new();
+    snapshot.set(
+        Key::User {
+            app_id: app_id.clone(),
+            home,
+        },
+        records.user.map(Record::User),
+    );
+    let mut found = None;
+    for session in records.sessions {
+        if &session.value.id == session_id {
+            found = Some(Record::Session(session.clone()).key());
+        }
+        snapshot.put(Record::Session(session));
+    }
+    Ok((found, snapshot))
+}
+
+/// `sessions.authenticate`. By token alone, one step: the access is recorded on the live
+/// session while the user is read beside it. A JWT is first resolved to its session by
+/// reading its home; a claims update is decided on the session as read and committed on
+/// condition that it did not change.
 pub async fn authenticate(
     deps: &Deps,
     app_id: &AppId,
+    request_id: &RequestId,
     session_token: Option<&str>,
     session_jwt: Option<&str>,
     duration_minutes: Option<i64>,
@@ -275,50 +321,187 @@ pub async fn authenticate(
     if let Some(patch) = claims_patch {
         validate_custom_claims(patch)?;
     }
-    let (session, token) = resolve(deps, app_id, session_token, session_jwt).await?;
-    let user = deps
-        .users
-        .get_user(app_id, &session.user_id)
-        .await?
-        .ok_or(Error::SessionNotFound)?;
-    let issued = extend(deps, session, token, None, duration_minutes, claims_patch).await?;
-    Ok((issued, user))
+    let mut snapshot = Snapshot::new();
+    let (key, token) = match session_ref(deps, app_id, session_token, session_jwt)? {
+        SessionRef::Token { key, token } => (key, token),
+        SessionRef::Jwt(session_id) => {
+            let (found, read) = find_by_id(deps, app_id, &session_id).await?;
+            snapshot = read;
+            (found.ok_or(Error::SessionNotFound)?, String::new())
+        }
+    };
+    let Key::Session {
+        home, token_hash, ..
+    } = &key
+    else {
+        return Err(Error::Internal("a session key was expected".into()));
+    };
+    let now = deps.clock.now();
+    let user_key = Key::User {
+        app_id: app_id.clone(),
+        home: *home,
+    };
+    if claims_patch.is_none() {
+        let expires_at = duration_minutes.map(|m| now.plus_minutes(m));
+        let touch = deps
+            .login
+            .touch_session(app_id, *home, token_hash, now, expires_at);
+        let (touched, user) = match snapshot.user(app_id, *home) {
+            Some(user) => (touch.await?, user.cloned()),
+            None => {
+                let (touched, loaded) =
+                    tokio::join!(touch, deps.login.load(std::slice::from_ref(&user_key)));
+                let user = match loaded?.pop().flatten() {
+                    Some(Record::User(user)) => Some(user),
+                    _ => None,
+                };
+                (touched?, user)
+            }
+        };
+        let session = touched.ok_or(Error::SessionNotFound)?.value;
+        let user = user
+            .filter(|u| u.value.id == session.user_id)
+            .ok_or(Error::SessionNotFound)?
+            .value;
+        return Ok((issue(deps, session, token)?, user));
+    }
+    let keys = [key.clone(), user_key];
+    let missing: Vec<Key> = keys
+        .iter()
+        .filter(|k| snapshot.get(k).is_none())
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        let loaded = deps.login.load(&missing).await?;
+        snapshot.extend(&missing, loaded);
+    }
+    let (answer, _) = decide_and_commit(deps, request_id, "session", &mut snapshot, |snapshot| {
+        let Some(session) = snapshot
+            .session(&key)
+            .flatten()
+            .filter(|s| s.value.is_live(now))
+        else {
+            return Decision::refuse(Error::SessionNotFound);
+        };
+        let Some(user) = snapshot
+            .user(app_id, *home)
+            .flatten()
+            .filter(|u| u.value.id == session.value.user_id)
+        else {
+            return Decision::refuse(Error::SessionNotFound);
+        };
+        match accessed(
+            session.value.clone(),
+            now,
+            None,
+            duration_minutes,
+            claims_patch,
+        ) {
+            Ok(updated) => Decision::commit(
+                vec![Write::PutSession {
+                    session: updated.clone(),
+                    expect: Expect::Rev(session.rev),
+                }],
+                Ok((updated, user.value.clone())),
+            ),
+            Err(error) => Decision::refuse(error),
+        }
+    })
+    .await?;
+    let (session, user) = answer?;
+    Ok((issue(deps, session, token)?, user))
 }
 
+/// `sessions.revoke` by session id, token or JWT: the session is deleted if it is still live
+/// and unchanged since it was read.
 pub async fn revoke(
     deps: &Deps,
     app_id: &AppId,
+    request_id: &RequestId,
     session_id: Option<&str>,
     session_token: Option<&str>,
     session_jwt: Option<&str>,
 ) -> Result<(), Error> {
-    let session_id = match session_id {
-        Some(id) => SessionId::parse(id).ok_or(Error::SessionNotFound)?,
-        None => {
-            resolve(deps, app_id, session_token, session_jwt)
-                .await?
-                .0
-                .id
-        }
+    let mut snapshot = Snapshot::new();
+    let by_id = match session_id {
+        Some(id) => Some(SessionId::parse(id).ok_or(Error::SessionNotFound)?),
+        None => match session_ref(deps, app_id, session_token, session_jwt)? {
+            SessionRef::Jwt(id) => Some(id),
+            SessionRef::Token { key, .. } => {
+                let loaded = deps.login.load(std::slice::from_ref(&key)).await?;
+                snapshot.extend(std::slice::from_ref(&key), loaded);
+                revoke_key(deps, request_id, &mut snapshot, key).await?;
+                return Ok(());
+            }
+        },
     };
-    if !deps.sessions.delete_session(app_id, &session_id).await? {
-        return Err(Error::SessionNotFound);
+    if let Some(id) = by_id {
+        let (found, read) = find_by_id(deps, app_id, &id).await?;
+        snapshot = read;
+        revoke_key(
+            deps,
+            request_id,
+            &mut snapshot,
+            found.ok_or(Error::SessionNotFound)?,
+        )
+        .await?;
     }
-    tracing::info!(app_id = %app_id, session_id = %session_id, "session revoked");
     Ok(())
 }
 
+async fn revoke_key(
+    deps: &Deps,
+    request_id: &RequestId,
+    snapshot: &mut Snapshot,
+    key: Key,
+) -> Result<(), Error> {
+    let now = deps.clock.now();
+    let (answer, _) = decide_and_commit(deps, request_id, "revoke", snapshot, |snapshot| {
+        let Some(session) = snapshot
+            .session(&key)
+            .flatten()
+            .filter(|s| s.value.is_live(now))
+        else {
+            return Decision::refuse(Error::SessionNotFound);
+        };
+        let Key::Session {
+            app_id,
+            home,
+            token_hash,
+        } = &key
+        else {
+            return Decision::refuse(Error::Internal("a session key was expected".into()));
+        };
+        Decision::commit(
+            vec![Write::DeleteSession {
+                app_id: app_id.clone(),
+                home: *home,
+                token_hash: *token_hash,
+                expect: Expect::Rev(session.rev),
+            }],
+            Ok(session.value.id.clone()),
+        )
+    })
+    .await?;
+    let session_id = answer?;
+    tracing::info!(session_id = %session_id, "session revoked");
+    Ok(())
+}
+
+/// The user's live sessions, oldest first, from one consistent read of its home.
 pub async fn list(deps: &Deps, app_id: &AppId, user_id: &str) -> Result<Vec<Session>, Error> {
     let user_id = UserId::parse(user_id).ok_or(Error::UserNotFound)?;
-    if deps.users.get_user(app_id, &user_id).await?.is_none() {
+    let records = deps.login.load_home(app_id, user_id.home()).await?;
+    if records.user.is_none_or(|u| u.value.id != user_id) {
         return Err(Error::UserNotFound);
     }
-    let now: Timestamp = deps.clock.now();
-    Ok(deps
+    let now = deps.clock.now();
+    let mut sessions: Vec<Session> = records
         .sessions
-        .list_sessions(app_id, &user_id)
-        .await?
         .into_iter()
-        .filter(|s| s.is_live(now))
-        .collect())
+        .map(|s| s.value)
+        .filter(|s| s.user_id == user_id && s.is_live(now))
+        .collect();
+    sessions.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+    Ok(sessions)
 }
