@@ -1,4 +1,4 @@
-//! Creates the service's table (keys, GSI `gsi1`, TTL on `ttl`) if it does not exist, with the
+//! Creates the service's table (keys `pk`/`sk`, TTL on `ttl`) if it does not exist, with the
 //! standard AWS configuration from the environment (`AWS_ENDPOINT_URL` for moto):
 //!
 //! ```text

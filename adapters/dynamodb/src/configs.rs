@@ -231,35 +231,11 @@ impl ConfigStore for DynamoStore {
     }
 
     async fn list_configs(&self, app_id: &AppId) -> Result<Vec<LoginConfig>, StoreError> {
-        self.query_prefix(keys::app(app_id), keys::CONFIG_PREFIX, None)
+        self.query_prefix(keys::app(app_id), keys::CONFIG_PREFIX)
             .await?
             .iter()
             .map(|i| item::config_from(i).map(|stored| stored.config))
             .collect()
-    }
-
-    async fn default_config(
-        &self,
-        app_id: &AppId,
-        channel: Channel,
-    ) -> Result<Option<LoginConfig>, StoreError> {
-        // One consistent query over the app's few configs (rather than pointer, then config).
-        let filter = Expr::new()
-            .name("#ch", "channel")
-            .name("#def", "is_default")
-            .value(":ch", s(channel.as_str()))
-            .value(":true", boolean(true));
-        let items = self
-            .query_prefix(
-                keys::app(app_id),
-                keys::CONFIG_PREFIX,
-                Some(("#ch = :ch AND #def = :true", filter)),
-            )
-            .await?;
-        items
-            .first()
-            .map(|i| item::config_from(i).map(|stored| stored.config))
-            .transpose()
     }
 
     async fn delete_config(
@@ -352,7 +328,7 @@ impl ConfigStore for DynamoStore {
     }
 
     async fn list_templates(&self, app_id: &AppId) -> Result<Vec<Template>, StoreError> {
-        self.query_prefix(keys::app(app_id), keys::TEMPLATE_PREFIX, None)
+        self.query_prefix(keys::app(app_id), keys::TEMPLATE_PREFIX)
             .await?
             .iter()
             .map(item::template_from)
@@ -442,7 +418,7 @@ impl ConfigStore for DynamoStore {
         app_id: &AppId,
     ) -> Result<Vec<TestIdentifier>, StoreError> {
         let mut tests = self
-            .query_prefix(keys::app(app_id), keys::TEST_IDENT_PREFIX, None)
+            .query_prefix(keys::app(app_id), keys::TEST_IDENT_PREFIX)
             .await?
             .iter()
             .map(item::test_identifier_from)

@@ -8,24 +8,21 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::clock::Timestamp;
 use shared::crypto::Hash32;
-use shared::identifiers::Identifier;
+use shared::identifiers::{EmailAddress, Identifier, PhoneNumber};
 use shared::ids::{
     AppId, ChallengeId, ConfigId, EmailId, MethodId, PhoneId, SecretId, SessionId, TemplateId,
     TestIdentifierId, UserId,
 };
 use shared::model::{
-    App, AppSecret, AuthenticationFactor, Challenge, Channel, EmailMethod, Lock, LoginConfig,
-    PhoneMethod, Session, SessionAttributes, Template, TestIdentifier, User, UserStatus,
+    App, AppSecret, AuthenticationFactor, Challenge, Channel, Codes, EmailMethod, Lock,
+    LoginConfig, MAX_PREVIOUS_CODES, Owner, PhoneMethod, SendCounter, Session, SessionAttributes,
+    Template, TestIdentifier, User, UserStatus,
 };
-use shared::ports::StoreError;
+use shared::ports::{Key, Record, StoreError, Versioned};
 
 use crate::keys;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
-
-/// How long a code's record outlives its expiry before TTL may delete it, so that an expired
-/// or used code is still told apart from a missing one (401 vs 404) for a day.
-pub(crate) const CHALLENGE_TTL_GRACE_SECONDS: i64 = 86_400;
 
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
@@ -104,6 +101,10 @@ impl<'a> Fields<'a> {
         u32::try_from(self.i64(attribute)?).map_err(|_| self.bad(attribute))
     }
 
+    pub(crate) fn u64(&self, attribute: &str) -> Result<u64, StoreError> {
+        u64::try_from(self.i64(attribute)?).map_err(|_| self.bad(attribute))
+    }
+
     pub(crate) fn timestamp(&self, attribute: &str) -> Result<Timestamp, StoreError> {
         self.i64(attribute).map(Timestamp)
     }
@@ -146,9 +147,15 @@ impl<'a> Fields<'a> {
     }
 
     pub(crate) fn map(&self, attribute: &str) -> Result<&'a Item, StoreError> {
+        self.opt_map(attribute)?.ok_or_else(|| self.bad(attribute))
+    }
+
+    /// `None` when absent or `NULL`.
+    pub(crate) fn opt_map(&self, attribute: &str) -> Result<Option<&'a Item>, StoreError> {
         match self.value(attribute) {
-            Some(AttributeValue::M(map)) => Ok(map),
-            _ => Err(self.bad(attribute)),
+            None => Ok(None),
+            Some(AttributeValue::M(map)) => Ok(Some(map)),
+            Some(_) => Err(self.bad(attribute)),
         }
     }
 
@@ -212,7 +219,12 @@ fn status_str(status: UserStatus) -> &'static str {
 
 // --- apps and secrets -------------------------------------------------------------------------
 
-pub(crate) fn app_item(app: &App) -> Item {
+/// The app's count of secrets, kept by the secret transactions so that deleting the last one
+/// can be refused by a condition.
+pub(crate) const SECRET_COUNT: &str = "secret_count";
+
+/// The app item with `secret_count` secrets.
+pub(crate) fn app_item(app: &App, secret_count: u32) -> Item {
     with_key(
         keys::app(&app.id),
         keys::APP_SK,
@@ -220,6 +232,7 @@ pub(crate) fn app_item(app: &App) -> Item {
             ("id", s(app.id.as_str())),
             ("name", s(app.name.as_str())),
             ("created_at", n(app.created_at.0)),
+            (SECRET_COUNT, n(secret_count)),
         ],
     )
 }
@@ -431,25 +444,30 @@ pub(crate) fn sms_countries_from(item: &Item) -> Result<Vec<String>, StoreError>
     Fields::new(item, "sms countries").strings("calling_codes")
 }
 
-// --- users ------------------------------------------------------------------------------------------
+// --- the login path's records: users, codes, sessions, owners, counters ---------------------------
 
-/// A user as stored, with the revision of its method lists (guards `delete_user`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StoredUser {
-    pub(crate) user: User,
-    pub(crate) methods_rev: i64,
+/// How long a codes item outlives the later expiry of its codes before TTL may delete it, so
+/// that an expired or used code is still told apart from a missing one for a day.
+pub(crate) const CODES_TTL_GRACE_SECONDS: i64 = 86_400;
+
+/// How long a send counter outlives its newest hit before TTL may delete it (longer than any
+/// rate-limit window).
+pub(crate) const COUNTER_TTL_SECONDS: i64 = 7 * 86_400;
+
+fn rev_of(f: &Fields<'_>) -> Result<u64, StoreError> {
+    f.u64(keys::REV)
 }
 
-/// One entry of the user's `phones` or `emails` list (verification lives in the `verified` map,
-/// so that `record_success` is one `SET verified.#method = true`).
-pub(crate) fn method_entry(method_id: &MethodId, identifier: &Identifier) -> AttributeValue {
+/// One entry of the user's `phones` or `emails` list (verification lives in the `verified` map).
+fn method_entry(method_id: &MethodId, identifier: &Identifier) -> AttributeValue {
     AttributeValue::M(HashMap::from([
         ("id".to_owned(), s(method_id.as_str())),
         ("value".to_owned(), s(identifier.as_str())),
     ]))
 }
 
-pub(crate) fn user_item(user: &User) -> Item {
+/// The user item (`USER` in the user's home), at revision `rev`.
+pub(crate) fn user_item(user: &User, rev: u64) -> Item {
     let phones = user
         .phone_numbers
         .iter()
@@ -481,7 +499,7 @@ pub(crate) fn user_item(user: &User) -> Item {
         )
         .collect();
     let mut item = with_key(
-        keys::user(&user.app_id, &user.id),
+        keys::home(&user.app_id, user.id.home()),
         keys::USER_SK,
         vec![
             ("id", s(user.id.as_str())),
@@ -492,17 +510,20 @@ pub(crate) fn user_item(user: &User) -> Item {
             ("emails", AttributeValue::L(emails)),
             ("verified", AttributeValue::M(verified)),
             ("failed_attempts", n(user.failed_attempts)),
-            ("methods_rev", n(0)),
+            (keys::REV, n(rev)),
         ],
     );
     if let Some(lock) = user.lock {
         item.insert("lock_created_at".to_owned(), n(lock.created_at.0));
-        item.insert("lock_expires_at".to_owned(), n(lock.expires_at.0));
+        item.insert(LOCK_EXPIRES_AT.to_owned(), n(lock.expires_at.0));
     }
     item
 }
 
-pub(crate) fn user_from(item: &Item) -> Result<StoredUser, StoreError> {
+/// The user attribute `Write::UserUnlocked`'s condition reads.
+pub(crate) const LOCK_EXPIRES_AT: &str = "lock_expires_at";
+
+pub(crate) fn user_from(item: &Item) -> Result<Versioned<User>, StoreError> {
     let f = Fields::new(item, "user");
     let verified = f.map("verified")?;
     let is_verified = |id: &str| matches!(verified.get(id), Some(AttributeValue::Bool(true)));
@@ -524,7 +545,7 @@ pub(crate) fn user_from(item: &Item) -> Result<StoredUser, StoreError> {
             Ok(PhoneMethod {
                 verified: is_verified(&id),
                 id: PhoneId::parse(&id).ok_or_else(|| malformed("user", "phones"))?,
-                phone_number: shared::identifiers::PhoneNumber::parse(&value)
+                phone_number: PhoneNumber::parse(&value)
                     .ok_or_else(|| malformed("user", "phones"))?,
             })
         })
@@ -535,24 +556,23 @@ pub(crate) fn user_from(item: &Item) -> Result<StoredUser, StoreError> {
             Ok(EmailMethod {
                 verified: is_verified(&id),
                 id: EmailId::parse(&id).ok_or_else(|| malformed("user", "emails"))?,
-                email: shared::identifiers::EmailAddress::parse(&value)
-                    .ok_or_else(|| malformed("user", "emails"))?,
+                email: EmailAddress::parse(&value).ok_or_else(|| malformed("user", "emails"))?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let lock = match (
         f.opt_timestamp("lock_created_at")?,
-        f.opt_timestamp("lock_expires_at")?,
+        f.opt_timestamp(LOCK_EXPIRES_AT)?,
     ) {
         (Some(created_at), Some(expires_at)) => Some(Lock {
             created_at,
             expires_at,
         }),
         (None, None) => None,
-        _ => return Err(malformed("user", "lock_expires_at")),
+        _ => return Err(malformed("user", LOCK_EXPIRES_AT)),
     };
-    Ok(StoredUser {
-        user: User {
+    Ok(Versioned::new(
+        User {
             id: f.parsed("id", UserId::parse)?,
             app_id: f.parsed("app_id", AppId::parse)?,
             status: f.parsed("status", parse_status)?,
@@ -562,92 +582,52 @@ pub(crate) fn user_from(item: &Item) -> Result<StoredUser, StoreError> {
             failed_attempts: f.u32("failed_attempts")?,
             lock,
         },
-        methods_rev: f.i64("methods_rev")?,
-    })
-}
-
-/// The uniqueness item of an identifier: which user and method hold it.
-pub(crate) fn ident_item(
-    app_id: &AppId,
-    identifier: &Identifier,
-    user_id: &UserId,
-    method_id: &MethodId,
-) -> Item {
-    with_key(
-        keys::ident(app_id, identifier),
-        keys::IDENT_SK,
-        vec![
-            ("user_id", s(user_id.as_str())),
-            ("method_id", s(method_id.as_str())),
-        ],
-    )
-}
-
-pub(crate) fn ident_from(item: &Item) -> Result<(UserId, MethodId), StoreError> {
-    let f = Fields::new(item, "identifier");
-    Ok((
-        f.parsed("user_id", UserId::parse)?,
-        f.parsed("method_id", MethodId::parse)?,
+        rev_of(&f)?,
     ))
 }
 
-/// The owner item of a method id.
-pub(crate) fn method_item(app_id: &AppId, method_id: &MethodId, user_id: &UserId) -> Item {
-    with_key(
-        keys::method(app_id, method_id),
-        keys::METHOD_SK,
-        vec![("user_id", s(user_id.as_str()))],
-    )
-}
+/// The challenge attribute inside a code's map.
+pub(crate) const CHALLENGE_ID: &str = "challenge_id";
+/// The codes item's current code and the codes it replaced, newest first (each a map, or
+/// `NULL` when there is none): `MAX_PREVIOUS_CODES` slots after `cur`.
+pub(crate) const CUR: &str = "cur";
+pub(crate) const PREV: [&str; MAX_PREVIOUS_CODES] = ["prev", "prev2"];
 
-pub(crate) fn method_owner_from(item: &Item) -> Result<UserId, StoreError> {
-    Fields::new(item, "method").parsed("user_id", UserId::parse)
-}
-
-// --- challenges --------------------------------------------------------------------------------
-
-pub(crate) fn challenge_item(challenge: &Challenge) -> Item {
-    let mut item = with_key(
-        keys::method(&challenge.app_id, &challenge.method_id),
-        keys::CHALLENGE_SK,
-        vec![
-            ("challenge_id", s(challenge.id.as_str())),
-            ("app_id", s(challenge.app_id.as_str())),
-            ("user_id", s(challenge.user_id.as_str())),
-            ("method_id", s(challenge.method_id.as_str())),
-            ("channel", s(challenge.channel.as_str())),
-            ("code_hash", blob(&challenge.code_hash)),
-            ("hash_context", s(challenge.hash_context.as_str())),
-            ("config_id", s(challenge.config_id.as_str())),
-            (
-                "grant_change_password",
-                boolean(challenge.grant_change_password),
-            ),
-            ("created_at", n(challenge.created_at.0)),
-            ("expires_at", n(challenge.expires_at.0)),
-            ("attempts", n(challenge.attempts)),
-            ("consumed", boolean(challenge.consumed)),
-            (
-                keys::TTL,
-                n(challenge
-                    .expires_at
-                    .plus_seconds(CHALLENGE_TTL_GRACE_SECONDS)
-                    .0),
-            ),
-        ],
-    );
+/// A challenge as the map stored in `cur` or `prev`.
+pub(crate) fn challenge_value(challenge: &Challenge) -> AttributeValue {
+    let mut map: Item = [
+        (CHALLENGE_ID, s(challenge.id.as_str())),
+        ("app_id", s(challenge.app_id.as_str())),
+        ("user_id", s(challenge.user_id.as_str())),
+        ("method_id", s(challenge.method_id.as_str())),
+        ("channel", s(challenge.channel.as_str())),
+        ("code_hash", blob(&challenge.code_hash)),
+        ("hash_context", s(challenge.hash_context.as_str())),
+        ("config_id", s(challenge.config_id.as_str())),
+        (
+            "grant_change_password",
+            boolean(challenge.grant_change_password),
+        ),
+        ("created_at", n(challenge.created_at.0)),
+        ("expires_at", n(challenge.expires_at.0)),
+        ("attempts", n(challenge.attempts)),
+        ("consumed", boolean(challenge.consumed)),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect();
     insert_opt(
-        &mut item,
+        &mut map,
         "test_identifier",
         challenge.test_identifier.as_ref().map(|t| s(t.as_str())),
     );
-    item
+    AttributeValue::M(map)
 }
 
-pub(crate) fn challenge_from(item: &Item) -> Result<Challenge, StoreError> {
-    let f = Fields::new(item, "challenge");
+fn challenge_from(map: &Item) -> Result<Challenge, StoreError> {
+    let f = Fields::new(map, "challenge");
     Ok(Challenge {
-        id: f.parsed("challenge_id", ChallengeId::parse)?,
+        id: f.parsed(CHALLENGE_ID, ChallengeId::parse)?,
         app_id: f.parsed("app_id", AppId::parse)?,
         user_id: f.parsed("user_id", UserId::parse)?,
         method_id: f.parsed("method_id", MethodId::parse)?,
@@ -664,11 +644,145 @@ pub(crate) fn challenge_from(item: &Item) -> Result<Challenge, StoreError> {
     })
 }
 
-// --- sessions ----------------------------------------------------------------------------------
+/// `NULL`, the value of a `cur` or `prev` that holds no code.
+pub(crate) fn null() -> AttributeValue {
+    AttributeValue::Null(true)
+}
 
-fn session_attributes(
-    session: &Session,
-) -> Result<Vec<(&'static str, AttributeValue)>, StoreError> {
+/// The `ttl` of a codes item whose latest code expires at `expires_at`.
+pub(crate) fn codes_ttl(expires_at: Timestamp) -> AttributeValue {
+    n(expires_at.plus_seconds(CODES_TTL_GRACE_SECONDS).0)
+}
+
+/// The codes item of a method (`CODES#<method>` in the user's home), at revision `rev`. Every
+/// slot is always written (`NULL` when empty), so that an update can shift them.
+pub(crate) fn codes_item(codes: &Codes, rev: u64) -> Item {
+    let value = |c: Option<&Challenge>| c.map_or_else(null, challenge_value);
+    let mut attributes = vec![
+        ("app_id", s(codes.app_id.as_str())),
+        ("method_id", s(codes.method_id.as_str())),
+        (CUR, value(codes.current.as_ref())),
+        (keys::REV, n(rev)),
+    ];
+    for (slot, name) in PREV.iter().enumerate() {
+        attributes.push((name, value(codes.previous.get(slot))));
+    }
+    let mut item = with_key(
+        keys::home(&codes.app_id, codes.method_id.home()),
+        &keys::codes_sk(&codes.method_id),
+        attributes,
+    );
+    let latest = codes
+        .current
+        .iter()
+        .chain(codes.previous.iter())
+        .map(|c| c.expires_at)
+        .max();
+    insert_opt(&mut item, keys::TTL, latest.map(codes_ttl));
+    item
+}
+
+pub(crate) fn codes_from(item: &Item) -> Result<Versioned<Codes>, StoreError> {
+    let f = Fields::new(item, "codes");
+    let code = |attribute: &str| -> Result<Option<Challenge>, StoreError> {
+        f.opt_map(attribute)?.map(challenge_from).transpose()
+    };
+    Ok(Versioned::new(
+        Codes {
+            app_id: f.parsed("app_id", AppId::parse)?,
+            method_id: f.parsed("method_id", MethodId::parse)?,
+            current: code(CUR)?,
+            previous: PREV
+                .iter()
+                .map(|name| code(name))
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .flatten()
+                .collect(),
+        },
+        rev_of(&f)?,
+    ))
+}
+
+/// The owner item of an identifier (`APP#<app>#IDENT#<identifier>`, `IDENT`), at revision `rev`.
+pub(crate) fn owner_item(owner: &Owner, rev: u64) -> Item {
+    with_key(
+        keys::owner(&owner.app_id, &owner.identifier),
+        keys::OWNER_SK,
+        vec![
+            ("app_id", s(owner.app_id.as_str())),
+            ("identifier", s(keys::identifier_key(&owner.identifier))),
+            ("user_id", s(owner.user_id.as_str())),
+            ("method_id", s(owner.method_id.as_str())),
+            (keys::REV, n(rev)),
+        ],
+    )
+}
+
+pub(crate) fn owner_from(item: &Item) -> Result<Versioned<Owner>, StoreError> {
+    let f = Fields::new(item, "owner");
+    Ok(Versioned::new(
+        Owner {
+            app_id: f.parsed("app_id", AppId::parse)?,
+            identifier: f.parsed("identifier", keys::parse_identifier_key)?,
+            user_id: f.parsed("user_id", UserId::parse)?,
+            method_id: f.parsed("method_id", MethodId::parse)?,
+        },
+        rev_of(&f)?,
+    ))
+}
+
+/// The item of a send counter (`RATE#<key>`, `RATE`), at revision `rev`; its key is read back
+/// from `pk`.
+pub(crate) fn counter_item(counter: &SendCounter, rev: u64) -> Item {
+    let mut item = with_key(
+        keys::rate(&counter.key),
+        keys::RATE_SK,
+        vec![
+            (
+                "hits",
+                AttributeValue::L(counter.hits.iter().map(|t| n(t.0)).collect()),
+            ),
+            (keys::REV, n(rev)),
+        ],
+    );
+    let newest = counter.hits.iter().max();
+    insert_opt(
+        &mut item,
+        keys::TTL,
+        newest.map(|t| n(t.plus_seconds(COUNTER_TTL_SECONDS).0)),
+    );
+    item
+}
+
+pub(crate) fn counter_from(item: &Item) -> Result<Versioned<SendCounter>, StoreError> {
+    let f = Fields::new(item, "counter");
+    let key = f
+        .s(keys::PK)?
+        .strip_prefix(keys::RATE_PREFIX)
+        .ok_or_else(|| malformed("counter", keys::PK))?
+        .to_owned();
+    let hits = f
+        .list("hits")?
+        .iter()
+        .map(|hit| match hit {
+            AttributeValue::N(text) => text
+                .parse()
+                .map(Timestamp)
+                .map_err(|_| malformed("counter", "hits")),
+            _ => Err(malformed("counter", "hits")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Versioned::new(SendCounter { key, hits }, rev_of(&f)?))
+}
+
+/// The session attributes that `touch_session` sets.
+pub(crate) const LAST_ACCESSED_AT: &str = "last_accessed_at";
+pub(crate) const EXPIRES_AT: &str = "expires_at";
+
+/// The session item (`SESSION#<hex of token hash>` in the user's home), at revision `rev`;
+/// `ttl` = `expires_at`.
+pub(crate) fn session_item(session: &Session, rev: u64) -> Result<Item, StoreError> {
     let claims = serde_json::to_string(&session.custom_claims)
         .map_err(|_| StoreError::Other("session custom claims do not serialize".to_owned()))?;
     let factors = session
@@ -688,55 +802,29 @@ fn session_attributes(
             ]))
         })
         .collect();
-    Ok(vec![
-        ("session_id", s(session.id.as_str())),
-        ("app_id", s(session.app_id.as_str())),
-        ("user_id", s(session.user_id.as_str())),
-        ("token_hash", blob(&session.token_hash)),
-        ("started_at", n(session.started_at.0)),
-        ("last_accessed_at", n(session.last_accessed_at.0)),
-        ("expires_at", n(session.expires_at.0)),
-        ("ip_address", s(session.attributes.ip_address.as_str())),
-        ("user_agent", s(session.attributes.user_agent.as_str())),
-        ("custom_claims", s(claims)),
-        ("factors", AttributeValue::L(factors)),
-        ("granted_scopes", strings(&session.granted_scopes)),
-        (keys::TTL, n(session.expires_at.0)),
-    ])
-}
-
-/// The session item (found by id, listed per user through `gsi1`).
-pub(crate) fn session_item(session: &Session) -> Result<Item, StoreError> {
-    let mut attributes = session_attributes(session)?;
-    attributes.push((
-        keys::GSI1PK,
-        s(keys::user_sessions_gsi1pk(
-            &session.app_id,
-            &session.user_id,
-        )),
-    ));
-    attributes.push((
-        keys::GSI1SK,
-        s(keys::session_gsi1sk(session.started_at.0, &session.id)),
-    ));
     Ok(with_key(
-        keys::session(&session.app_id, &session.id),
-        keys::SESSION_SK,
-        attributes,
+        keys::home(&session.app_id, session.user_id.home()),
+        &keys::session_sk(&session.token_hash),
+        vec![
+            ("session_id", s(session.id.as_str())),
+            ("app_id", s(session.app_id.as_str())),
+            ("user_id", s(session.user_id.as_str())),
+            ("token_hash", blob(&session.token_hash)),
+            ("started_at", n(session.started_at.0)),
+            (LAST_ACCESSED_AT, n(session.last_accessed_at.0)),
+            (EXPIRES_AT, n(session.expires_at.0)),
+            ("ip_address", s(session.attributes.ip_address.as_str())),
+            ("user_agent", s(session.attributes.user_agent.as_str())),
+            ("custom_claims", s(claims)),
+            ("factors", AttributeValue::L(factors)),
+            ("granted_scopes", strings(&session.granted_scopes)),
+            (keys::REV, n(rev)),
+            (keys::TTL, n(session.expires_at.0)),
+        ],
     ))
 }
 
-/// The token item: a copy of the session under its token hash, written in the same
-/// transactions, so that a token lookup is one `GetItem`.
-pub(crate) fn token_item(session: &Session) -> Result<Item, StoreError> {
-    Ok(with_key(
-        keys::token(&session.app_id, &session.token_hash),
-        keys::TOKEN_SK,
-        session_attributes(session)?,
-    ))
-}
-
-pub(crate) fn session_from(item: &Item) -> Result<Session, StoreError> {
+pub(crate) fn session_from(item: &Item) -> Result<Versioned<Session>, StoreError> {
     let f = Fields::new(item, "session");
     let custom_claims = serde_json::from_str(f.s("custom_claims")?)
         .map_err(|_| malformed("session", "custom_claims"))?;
@@ -755,21 +843,36 @@ pub(crate) fn session_from(item: &Item) -> Result<Session, StoreError> {
             _ => Err(malformed("session", "factors")),
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(Session {
-        id: f.parsed("session_id", SessionId::parse)?,
-        app_id: f.parsed("app_id", AppId::parse)?,
-        user_id: f.parsed("user_id", UserId::parse)?,
-        token_hash: f.hash("token_hash")?,
-        started_at: f.timestamp("started_at")?,
-        last_accessed_at: f.timestamp("last_accessed_at")?,
-        expires_at: f.timestamp("expires_at")?,
-        attributes: SessionAttributes {
-            ip_address: f.s("ip_address")?.to_owned(),
-            user_agent: f.s("user_agent")?.to_owned(),
+    Ok(Versioned::new(
+        Session {
+            id: f.parsed("session_id", SessionId::parse)?,
+            app_id: f.parsed("app_id", AppId::parse)?,
+            user_id: f.parsed("user_id", UserId::parse)?,
+            token_hash: f.hash("token_hash")?,
+            started_at: f.timestamp("started_at")?,
+            last_accessed_at: f.timestamp(LAST_ACCESSED_AT)?,
+            expires_at: f.timestamp(EXPIRES_AT)?,
+            attributes: SessionAttributes {
+                ip_address: f.s("ip_address")?.to_owned(),
+                user_agent: f.s("user_agent")?.to_owned(),
+            },
+            custom_claims,
+            authentication_factors,
+            granted_scopes: f.strings("granted_scopes")?,
         },
-        custom_claims,
-        authentication_factors,
-        granted_scopes: f.strings("granted_scopes")?,
+        rev_of(&f)?,
+    ))
+}
+
+/// The record at `key`, parsed from its item as read (or as a failed condition returned it).
+pub(crate) fn record_from(key: &Key, item: &Item) -> Result<Record, StoreError> {
+    Ok(match key {
+        Key::User { .. } => Record::User(user_from(item)?),
+        Key::Codes { .. } => Record::Codes(codes_from(item)?),
+        Key::Session { .. } => Record::Session(session_from(item)?),
+        Key::Owner { .. } => Record::Owner(owner_from(item)?),
+        Key::TestIdentifier { .. } => Record::TestIdentifier(test_identifier_from(item)?),
+        Key::Counter { .. } => Record::Counter(counter_from(item)?),
     })
 }
 
@@ -814,7 +917,9 @@ mod tests {
             name: "Acme".to_owned(),
             created_at: AT,
         };
-        assert_eq!(app_from(&app_item(&app)).expect("parse"), app);
+        let item = app_item(&app, 2);
+        assert_eq!(app_from(&item).expect("parse"), app);
+        assert_eq!(Fields::new(&item, "t").u32(SECRET_COUNT).expect("count"), 2);
         let mut secret = AppSecret {
             id: SecretId::generate(&r, AT),
             app_id: app.id.clone(),
@@ -928,12 +1033,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn user_round_trips_with_methods_in_order_and_lock() {
-        let r = rnd();
+    fn user_in(r: &SeededRandom) -> User {
         let mut user = User {
-            id: UserId::generate(&r),
-            app_id: AppId::generate(&r),
+            id: UserId::generate(r),
+            app_id: AppId::generate(r),
             status: UserStatus::Pending,
             created_at: AT,
             phone_numbers: Vec::new(),
@@ -941,92 +1044,250 @@ mod tests {
             failed_attempts: 3,
             lock: None,
         };
-        user.add_method(MethodId::Phone(PhoneId::generate(&r)), phone());
-        user.add_method(MethodId::Email(EmailId::generate(&r)), email());
-        user.add_method(
-            MethodId::Phone(PhoneId::generate(&r)),
-            Identifier::parse("+12025550124").expect("valid"),
-        );
-        user.phone_numbers[1].verified = true;
-        let stored = user_from(&user_item(&user)).expect("parse");
-        assert_eq!(stored.user, user);
-        assert_eq!(stored.methods_rev, 0);
-        user.lock = Some(Lock {
-            created_at: AT,
-            expires_at: AT.plus_seconds(3600),
-        });
-        user.status = UserStatus::Active;
-        assert_eq!(user_from(&user_item(&user)).expect("parse").user, user);
-
-        let mut broken = user_item(&user);
-        broken.remove("lock_expires_at");
-        assert!(user_from(&broken).is_err(), "half a lock is malformed");
+        let home = user.id.home();
+        user.add_method(MethodId::Phone(PhoneId::generate_in(r, home)), phone());
+        user.add_method(MethodId::Email(EmailId::generate_in(r, home)), email());
+        user
     }
 
-    #[test]
-    fn ident_and_method_items_round_trip() {
-        let r = rnd();
-        let app = AppId::generate(&r);
-        let user = UserId::generate(&r);
-        let method = MethodId::Email(EmailId::generate(&r));
-        let item = ident_item(&app, &email(), &user, &method);
-        assert_eq!(
-            ident_from(&item).expect("parse"),
-            (user.clone(), method.clone())
-        );
-        assert_eq!(
-            key_of(&item).0,
-            format!("APP#{app}#IDENT#email#ann@example.com")
-        );
-        let item = method_item(&app, &method, &user);
-        assert_eq!(method_owner_from(&item).expect("parse"), user);
-    }
-
-    #[test]
-    fn challenge_round_trips_and_outlives_its_expiry() {
-        let r = rnd();
-        let id = ChallengeId::generate(&r);
-        let mut challenge = Challenge {
+    fn challenge_for(r: &SeededRandom, user: &User, method_id: &MethodId) -> Challenge {
+        let id = ChallengeId::generate(r);
+        Challenge {
             hash_context: id.as_str().to_owned(),
             id,
-            app_id: AppId::generate(&r),
-            user_id: UserId::generate(&r),
-            method_id: MethodId::Phone(PhoneId::generate(&r)),
+            app_id: user.app_id.clone(),
+            user_id: user.id.clone(),
+            method_id: method_id.clone(),
             channel: Channel::Sms,
             code_hash: hash(1),
-            config_id: ConfigId::generate(&r, AT),
+            config_id: ConfigId::generate(r, AT),
             grant_change_password: false,
             created_at: AT,
             expires_at: AT.plus_seconds(120),
             attempts: 2,
             consumed: true,
             test_identifier: None,
-        };
-        let item = challenge_item(&challenge);
-        assert_eq!(challenge_from(&item).expect("parse"), challenge);
-        assert_eq!(
-            Fields::new(&item, "t").i64(keys::TTL).expect("ttl"),
-            AT.0 + 120 + CHALLENGE_TTL_GRACE_SECONDS
+        }
+    }
+
+    fn ttl_of(item: &Item) -> Option<i64> {
+        Fields::new(item, "t")
+            .opt_i64(keys::TTL)
+            .expect("numeric ttl")
+    }
+
+    #[test]
+    fn user_round_trips_with_methods_in_order_lock_and_rev() {
+        let r = rnd();
+        let mut user = user_in(&r);
+        user.add_method(
+            MethodId::Phone(PhoneId::generate_in(&r, user.id.home())),
+            Identifier::parse("+12025550124").expect("valid"),
         );
-        challenge.test_identifier = Some(TestIdentifierId::generate(&r, AT));
+        user.phone_numbers[1].verified = true;
+        let item = user_item(&user, 7);
         assert_eq!(
-            challenge_from(&challenge_item(&challenge)).expect("parse"),
-            challenge
+            user_from(&item).expect("parse"),
+            Versioned::new(user.clone(), 7)
+        );
+        assert_eq!(
+            key_of(&item),
+            (
+                format!("APP#{}#HOME#{}", user.app_id, user.id.home().to_hex()),
+                "USER".to_owned()
+            )
+        );
+        assert_eq!(ttl_of(&item), None, "a user never expires");
+        user.lock = Some(Lock {
+            created_at: AT,
+            expires_at: AT.plus_seconds(3600),
+        });
+        user.status = UserStatus::Active;
+        assert_eq!(
+            user_from(&user_item(&user, 1)).expect("parse"),
+            Versioned::new(user.clone(), 1)
+        );
+
+        let mut broken = user_item(&user, 1);
+        broken.remove(LOCK_EXPIRES_AT);
+        assert!(user_from(&broken).is_err(), "half a lock is malformed");
+        let mut no_rev = user_item(&user, 1);
+        no_rev.remove(keys::REV);
+        assert_eq!(
+            user_from(&no_rev),
+            Err(StoreError::Other(
+                "malformed user item: attribute rev".to_owned()
+            ))
         );
     }
 
     #[test]
-    fn session_round_trips_in_both_items() {
+    fn codes_round_trip_with_current_and_previous() {
         let r = rnd();
+        let user = user_in(&r);
+        let method = user.method_ids()[0].clone();
+        let mut current = challenge_for(&r, &user, &method);
+        current.expires_at = AT.plus_seconds(600);
+        let mut previous = challenge_for(&r, &user, &method);
+        previous.test_identifier = Some(TestIdentifierId::generate(&r, AT));
+        previous.consumed = false;
+        let mut codes = Codes {
+            app_id: user.app_id.clone(),
+            method_id: method.clone(),
+            current: Some(current.clone()),
+            previous: vec![previous.clone()],
+        };
+        let item = codes_item(&codes, 3);
+        assert_eq!(
+            codes_from(&item).expect("parse"),
+            Versioned::new(codes.clone(), 3)
+        );
+        assert_eq!(
+            key_of(&item),
+            (
+                format!("APP#{}#HOME#{}", user.app_id, user.id.home().to_hex()),
+                format!("CODES#{method}")
+            )
+        );
+        assert!(
+            matches!(
+                item.get(CUR),
+                Some(AttributeValue::M(m)) if matches!(m.get("code_hash"), Some(AttributeValue::B(_)))
+            ),
+            "the code hash is binary"
+        );
+        assert_eq!(
+            ttl_of(&item),
+            Some(AT.0 + 600 + CODES_TTL_GRACE_SECONDS),
+            "the later code's expiry plus a day"
+        );
+
+        // The previous one may be the later; either may be missing; every slot is written.
+        assert!(matches!(
+            item.get(PREV[1]),
+            Some(AttributeValue::Null(true))
+        ));
+        codes.current = None;
+        let item = codes_item(&codes, 1);
+        assert!(matches!(item.get(CUR), Some(AttributeValue::Null(true))));
+        assert_eq!(ttl_of(&item), Some(AT.0 + 120 + CODES_TTL_GRACE_SECONDS));
+        assert_eq!(codes_from(&item).expect("parse").value, codes);
+        codes.current = Some(current.clone());
+        codes.previous = Vec::new();
+        let item = codes_item(&codes, 1);
+        assert!(matches!(
+            item.get(PREV[0]),
+            Some(AttributeValue::Null(true))
+        ));
+        assert_eq!(codes_from(&item).expect("parse").value, codes);
+        codes.previous = vec![previous.clone(), current.clone()];
+        let item = codes_item(&codes, 1);
+        assert!(matches!(item.get(PREV[1]), Some(AttributeValue::M(_))));
+        assert_eq!(codes_from(&item).expect("parse").value, codes);
+        codes.previous = Vec::new();
+        codes.current = None;
+        let item = codes_item(&codes, 1);
+        assert_eq!(ttl_of(&item), None);
+        assert_eq!(codes_from(&item).expect("parse").value, codes);
+
+        let mut broken = codes_item(&codes, 1);
+        broken.insert(CUR.to_owned(), s("not a map"));
+        assert_eq!(
+            codes_from(&broken),
+            Err(StoreError::Other(
+                "malformed codes item: attribute cur".to_owned()
+            ))
+        );
+        let mut broken = codes_item(
+            &Codes {
+                current: Some(previous),
+                ..codes
+            },
+            1,
+        );
+        if let Some(AttributeValue::M(map)) = broken.get_mut(CUR) {
+            map.remove("expires_at");
+        }
+        assert_eq!(
+            codes_from(&broken),
+            Err(StoreError::Other(
+                "malformed challenge item: attribute expires_at".to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn owner_round_trips() {
+        let r = rnd();
+        let user = user_in(&r);
+        let owner = Owner {
+            app_id: user.app_id.clone(),
+            identifier: email(),
+            user_id: user.id.clone(),
+            method_id: user.method_ids()[1].clone(),
+        };
+        let item = owner_item(&owner, 2);
+        assert_eq!(
+            owner_from(&item).expect("parse"),
+            Versioned::new(owner.clone(), 2)
+        );
+        assert_eq!(
+            key_of(&item),
+            (
+                format!("APP#{}#IDENT#email#ann@example.com", owner.app_id),
+                "IDENT".to_owned()
+            )
+        );
+        assert_eq!(ttl_of(&item), None);
+    }
+
+    #[test]
+    fn counter_round_trips_and_expires_a_week_after_its_newest_hit() {
+        let key = format!("cooldown#{}#phone#+12025550123", AppId::generate(&rnd()));
+        let counter = SendCounter {
+            key: key.clone(),
+            hits: vec![AT.plus_seconds(30), AT, AT.plus_seconds(10)],
+        };
+        let item = counter_item(&counter, 4);
+        assert_eq!(
+            counter_from(&item).expect("parse"),
+            Versioned::new(counter.clone(), 4)
+        );
+        assert_eq!(key_of(&item), (format!("RATE#{key}"), "RATE".to_owned()));
+        assert_eq!(ttl_of(&item), Some(AT.0 + 30 + 7 * 86_400));
+        let empty = SendCounter {
+            key,
+            hits: Vec::new(),
+        };
+        let item = counter_item(&empty, 5);
+        assert_eq!(ttl_of(&item), None);
+        assert_eq!(
+            counter_from(&item).expect("parse"),
+            Versioned::new(empty, 5)
+        );
+        let mut broken = item;
+        broken.insert("hits".to_owned(), AttributeValue::L(vec![s("soon")]));
+        assert_eq!(
+            counter_from(&broken),
+            Err(StoreError::Other(
+                "malformed counter item: attribute hits".to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn session_round_trips_in_its_users_home() {
+        let r = rnd();
+        let user = user_in(&r);
         let mut claims = serde_json::Map::new();
         claims.insert(
             "plan".to_owned(),
             json!({"tier": "gold", "seats": 3, "ratio": 0.5}),
         );
         let session = Session {
-            id: SessionId::generate(&r),
-            app_id: AppId::generate(&r),
-            user_id: UserId::generate(&r),
+            id: SessionId::generate_in(&r, user.id.home()),
+            app_id: user.app_id.clone(),
+            user_id: user.id.clone(),
             token_hash: hash(0xab),
             started_at: AT,
             last_accessed_at: AT.plus_seconds(1),
@@ -1038,34 +1299,99 @@ mod tests {
             custom_claims: claims,
             authentication_factors: vec![
                 AuthenticationFactor {
-                    method_id: MethodId::Phone(PhoneId::generate(&r)),
+                    method_id: user.method_ids()[0].clone(),
                     identifier: phone(),
                     last_authenticated_at: AT,
                 },
                 AuthenticationFactor {
-                    method_id: MethodId::Email(EmailId::generate(&r)),
+                    method_id: user.method_ids()[1].clone(),
                     identifier: email(),
                     last_authenticated_at: AT.plus_seconds(2),
                 },
             ],
             granted_scopes: vec!["password:write".to_owned()],
         };
-        let item = session_item(&session).expect("item");
-        assert_eq!(session_from(&item).expect("parse"), session);
-        assert!(item.contains_key(keys::GSI1PK) && item.contains_key(keys::GSI1SK));
+        let item = session_item(&session, 9).expect("item");
         assert_eq!(
-            Fields::new(&item, "t").i64(keys::TTL).expect("ttl"),
-            session.expires_at.0
+            session_from(&item).expect("parse"),
+            Versioned::new(session.clone(), 9)
         );
-        let token = token_item(&session).expect("item");
-        assert_eq!(session_from(&token).expect("parse"), session);
+        assert_eq!(ttl_of(&item), Some(session.expires_at.0));
+        assert_eq!(
+            key_of(&item),
+            (
+                format!("APP#{}#HOME#{}", user.app_id, user.id.home().to_hex()),
+                format!("SESSION#{}", "ab".repeat(32))
+            )
+        );
+        assert!(matches!(item.get("token_hash"), Some(AttributeValue::B(_))));
+    }
+
+    #[test]
+    fn records_parse_by_the_kind_of_their_key_and_sit_at_its_item() {
+        let r = rnd();
+        let user = user_in(&r);
+        let method = user.method_ids()[0].clone();
+        let owner = Owner {
+            app_id: user.app_id.clone(),
+            identifier: phone(),
+            user_id: user.id.clone(),
+            method_id: method.clone(),
+        };
+        let codes = Codes {
+            app_id: user.app_id.clone(),
+            method_id: method.clone(),
+            current: Some(challenge_for(&r, &user, &method)),
+            previous: Vec::new(),
+        };
+        let counter = SendCounter {
+            key: "send#x".to_owned(),
+            hits: vec![AT],
+        };
+        let test = TestIdentifier {
+            id: TestIdentifierId::generate(&r, AT),
+            app_id: user.app_id.clone(),
+            identifier: phone(),
+            code_hash: hash(2),
+            valid_until: AT,
+            created_at: AT,
+        };
+        let records = [
+            (
+                Record::User(Versioned::new(user.clone(), 1)),
+                user_item(&user, 1),
+            ),
+            (
+                Record::Codes(Versioned::new(codes.clone(), 2)),
+                codes_item(&codes, 2),
+            ),
+            (
+                Record::Owner(Versioned::new(owner.clone(), 3)),
+                owner_item(&owner, 3),
+            ),
+            (
+                Record::Counter(Versioned::new(counter.clone(), 4)),
+                counter_item(&counter, 4),
+            ),
+            (
+                Record::TestIdentifier(test.clone()),
+                test_identifier_item(&test),
+            ),
+        ];
+        for (record, item) in records {
+            let key = record.key();
+            assert_eq!(record_from(&key, &item).expect("parse"), record);
+            let (pk, sk) = keys::of(&key);
+            assert_eq!(key_of(&item), (pk, sk), "{key:?}");
+        }
         assert!(
-            !token.contains_key(keys::GSI1PK),
-            "only the session item is listed"
-        );
-        assert_eq!(
-            key_of(&token).0,
-            format!("APP#{}#TOKEN#{}", session.app_id, "ab".repeat(32))
+            record_from(
+                &Key::Counter {
+                    key: "x".to_owned()
+                },
+                &user_item(&user, 1)
+            )
+            .is_err()
         );
     }
 
@@ -1077,7 +1403,7 @@ mod tests {
             name: "Acme".to_owned(),
             created_at: AT,
         };
-        let mut item = app_item(&app);
+        let mut item = app_item(&app, 1);
         item.insert("created_at".to_owned(), s("+12025550123"));
         let error = app_from(&item).expect_err("malformed");
         assert_eq!(

@@ -1,37 +1,38 @@
-//! The key design (see `DESIGN.md`): every item has string keys `pk` and `sk`; sessions also
-//! carry `gsi1pk`/`gsi1sk` for the per-user listing. Ids never contain `#`, and where a
-//! free-form value (an email address) is part of a key it is the last component.
+//! The key design (see `DESIGN.md`): every item has string keys `pk` and `sk`, and there is no
+//! secondary index. Ids never contain `#`, and where a free-form value (an email address, a
+//! counter key) is part of a key it is the last component.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::crypto::Hash32;
 use shared::identifiers::{EmailAddress, Identifier, PhoneNumber};
-use shared::ids::{
-    AppId, ConfigId, MethodId, SecretId, SessionId, TemplateId, TestIdentifierId, UserId,
-};
+use shared::ids::{AppId, ConfigId, Home, MethodId, SecretId, TemplateId, TestIdentifierId};
 use shared::model::Channel;
+use shared::ports::Key;
 
 pub(crate) const PK: &str = "pk";
 pub(crate) const SK: &str = "sk";
-pub(crate) const GSI1: &str = "gsi1";
-pub(crate) const GSI1PK: &str = "gsi1pk";
-pub(crate) const GSI1SK: &str = "gsi1sk";
 pub(crate) const TTL: &str = "ttl";
+/// The revision attribute of the login path's records (users, codes, sessions, owners,
+/// counters) and of login configs.
+pub(crate) const REV: &str = "rev";
 
 /// The partition of an app's own records: the app, its secrets, configs, templates, test
-/// identifiers and SMS countries (a handful of items per app, read by `Query` on a prefix).
+/// identifiers and SMS countries (a handful of items per app, read by one `Query`).
 pub(crate) fn app(app_id: &AppId) -> String {
     format!("APP#{app_id}")
 }
 
 pub(crate) const APP_SK: &str = "APP";
-/// Under the app item's sort key, so that one `Query begins_with(sk, "APP")` can read the app
-/// with its secrets (what authenticating an app needs) should a port ask for both at once.
+/// Under the app item's sort key, so that the app and its secrets sort together.
 pub(crate) const SECRET_PREFIX: &str = "APP#SECRET#";
 pub(crate) const CONFIG_PREFIX: &str = "CONFIG#";
 pub(crate) const DEFAULT_PREFIX: &str = "DEFAULT#";
 pub(crate) const TEMPLATE_PREFIX: &str = "TEMPLATE#";
+/// Every test-identifier item (`TESTID#IDENT#…`, `TESTID#ID#…`) sorts at or after this, and
+/// every other item of the app partition before it: `load_app` reads `sk < TESTID#`.
+pub(crate) const TESTID_PREFIX: &str = "TESTID#";
 pub(crate) const TEST_IDENT_PREFIX: &str = "TESTID#IDENT#";
 pub(crate) const TEST_ID_PREFIX: &str = "TESTID#ID#";
 pub(crate) const SMS_COUNTRIES_SK: &str = "SMS_COUNTRIES";
@@ -53,7 +54,7 @@ pub(crate) fn template_sk(id: &TemplateId) -> String {
     format!("{TEMPLATE_PREFIX}{id}")
 }
 
-/// A test identifier is stored under its identifier (unique per app, looked up on every send).
+/// A test identifier is stored under its identifier (unique per app, read on every send).
 pub(crate) fn test_ident_sk(identifier: &Identifier) -> String {
     format!("{TEST_IDENT_PREFIX}{}", identifier_key(identifier))
 }
@@ -63,48 +64,59 @@ pub(crate) fn test_id_sk(id: &TestIdentifierId) -> String {
     format!("{TEST_ID_PREFIX}{id}")
 }
 
-pub(crate) const USER_SK: &str = "USER";
-pub(crate) const IDENT_SK: &str = "IDENT";
-pub(crate) const METHOD_SK: &str = "METHOD";
-pub(crate) const CHALLENGE_SK: &str = "CHALLENGE";
-pub(crate) const SESSION_SK: &str = "SESSION";
-pub(crate) const TOKEN_SK: &str = "TOKEN";
-
-pub(crate) fn user(app_id: &AppId, user_id: &UserId) -> String {
-    format!("APP#{app_id}#USER#{user_id}")
+/// The partition of one user: its user record, the codes of its methods and its sessions.
+pub(crate) fn home(app_id: &AppId, home: Home) -> String {
+    format!("APP#{app_id}#HOME#{}", home.to_hex())
 }
 
-pub(crate) fn ident(app_id: &AppId, identifier: &Identifier) -> String {
+pub(crate) const USER_SK: &str = "USER";
+pub(crate) const CODES_PREFIX: &str = "CODES#";
+pub(crate) const SESSION_PREFIX: &str = "SESSION#";
+
+pub(crate) fn codes_sk(method_id: &MethodId) -> String {
+    format!("{CODES_PREFIX}{method_id}")
+}
+
+/// A session by the hex of its token's SHA-256 (the token itself is never stored).
+pub(crate) fn session_sk(token_hash: &Hash32) -> String {
+    format!("{SESSION_PREFIX}{}", hex(token_hash))
+}
+
+/// Who holds an identifier in an app (one partition per identifier: uniqueness by key).
+pub(crate) fn owner(app_id: &AppId, identifier: &Identifier) -> String {
     format!("APP#{app_id}#IDENT#{}", identifier_key(identifier))
 }
 
-/// The partition of one method: its owner (`METHOD`) and its current code (`CHALLENGE`).
-pub(crate) fn method(app_id: &AppId, method_id: &MethodId) -> String {
-    format!("APP#{app_id}#METHOD#{method_id}")
-}
+pub(crate) const OWNER_SK: &str = "IDENT";
 
-pub(crate) fn session(app_id: &AppId, session_id: &SessionId) -> String {
-    format!("APP#{app_id}#SESSION#{session_id}")
-}
+pub(crate) const RATE_PREFIX: &str = "RATE#";
+pub(crate) const RATE_SK: &str = "RATE";
 
-pub(crate) fn token(app_id: &AppId, token_hash: &Hash32) -> String {
-    format!("APP#{app_id}#TOKEN#{}", hex(token_hash))
-}
-
-/// A rate-limit counter (the domain's counter key, e.g. `cooldown#<app>#<identifier>`).
+/// A send counter (the domain's counter key, e.g. `cooldown#<app>#<identifier>`).
 pub(crate) fn rate(counter_key: &str) -> String {
-    format!("RATE#{counter_key}")
+    format!("{RATE_PREFIX}{counter_key}")
 }
 
-/// `gsi1pk` of a session: its user, so that a user's sessions are one `Query` on `gsi1`.
-pub(crate) fn user_sessions_gsi1pk(app_id: &AppId, user_id: &UserId) -> String {
-    user(app_id, user_id)
+/// `pk` and `sk` of the item that holds the record at `key`.
+pub(crate) fn of(key: &Key) -> (String, String) {
+    match key {
+        Key::User { app_id, home: h } => (home(app_id, *h), USER_SK.to_owned()),
+        Key::Codes { app_id, method_id } => (home(app_id, method_id.home()), codes_sk(method_id)),
+        Key::Session {
+            app_id,
+            home: h,
+            token_hash,
+        } => (home(app_id, *h), session_sk(token_hash)),
+        Key::Owner { app_id, identifier } => (owner(app_id, identifier), OWNER_SK.to_owned()),
+        Key::TestIdentifier { app_id, identifier } => (app(app_id), test_ident_sk(identifier)),
+        Key::Counter { key } => (rate(key), RATE_SK.to_owned()),
+    }
 }
 
-pub(crate) const SESSION_GSI1SK_PREFIX: &str = "SESSION#";
-
-pub(crate) fn session_gsi1sk(started_at: i64, session_id: &SessionId) -> String {
-    format!("{SESSION_GSI1SK_PREFIX}{started_at:020}#{session_id}")
+/// The primary key of the item that holds the record at `key`.
+pub(crate) fn item_key(key: &Key) -> HashMap<String, AttributeValue> {
+    let (pk, sk) = of(key);
+    self::key(pk, &sk)
 }
 
 /// An identifier as it appears in keys and attributes: `phone#+12025550100`, `email#ann@example.com`.
@@ -124,13 +136,7 @@ pub(crate) fn parse_identifier_key(text: &str) -> Option<Identifier> {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    out
+    shared::crypto::to_hex(bytes)
 }
 
 /// The primary key of an item.
@@ -143,6 +149,9 @@ pub(crate) fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
 
 #[cfg(test)]
 mod tests {
+    use shared::ids::{EmailId, PhoneId, UserId};
+    use shared::random::SeededRandom;
+
     use super::*;
 
     #[test]
@@ -167,16 +176,95 @@ mod tests {
     }
 
     #[test]
-    fn session_sort_keys_sort_by_start() {
-        let id = SessionId::parse("session-0f8c2f1e-5a6b-4c3d-8e9f-0a1b2c3d4e5f").expect("valid");
-        assert!(session_gsi1sk(9, &id) < session_gsi1sk(10, &id));
-        assert!(session_gsi1sk(1_800_000_000, &id).starts_with(SESSION_GSI1SK_PREFIX));
-    }
-
-    #[test]
-    fn config_and_pointer_prefixes_are_disjoint() {
+    fn load_app_range_reads_everything_but_test_identifiers() {
+        let r = SeededRandom::new(3);
+        let at = shared::clock::Timestamp(1_800_000_000);
+        let below = [
+            APP_SK.to_owned(),
+            secret_sk(&SecretId::generate(&r, at)),
+            config_sk(&ConfigId::generate(&r, at)),
+            default_sk(Channel::Sms),
+            default_sk(Channel::Email),
+            template_sk(&TemplateId::generate(&r, at)),
+            SMS_COUNTRIES_SK.to_owned(),
+        ];
+        for sk in &below {
+            assert!(sk.as_str() < TESTID_PREFIX, "{sk}");
+        }
+        let phone = Identifier::parse("+12025550100").expect("valid");
+        for sk in [
+            test_ident_sk(&phone),
+            test_id_sk(&TestIdentifierId::generate(&r, at)),
+        ] {
+            assert!(sk.as_str() >= TESTID_PREFIX, "{sk}");
+        }
         assert!(!default_sk(Channel::Sms).starts_with(CONFIG_PREFIX));
         assert!(!TEST_ID_PREFIX.starts_with(TEST_IDENT_PREFIX));
         assert!(!TEST_IDENT_PREFIX.starts_with(TEST_ID_PREFIX));
+    }
+
+    #[test]
+    fn a_users_records_share_its_home_partition() {
+        let r = SeededRandom::new(4);
+        let app_id = AppId::generate(&r);
+        let user = UserId::generate(&r);
+        let h = user.home();
+        let method = MethodId::Email(EmailId::generate_in(&r, h));
+        let other = MethodId::Phone(PhoneId::generate_in(&r, h));
+        let token_hash = [0xab; 32];
+        let user_key = of(&Key::User {
+            app_id: app_id.clone(),
+            home: h,
+        });
+        let codes_key = of(&Key::Codes {
+            app_id: app_id.clone(),
+            method_id: method.clone(),
+        });
+        let session_key = of(&Key::Session {
+            app_id: app_id.clone(),
+            home: h,
+            token_hash,
+        });
+        assert_eq!(user_key.0, format!("APP#{app_id}#HOME#{}", h.to_hex()));
+        assert_eq!(codes_key.0, user_key.0);
+        assert_eq!(session_key.0, user_key.0);
+        assert_eq!(
+            of(&Key::Codes {
+                app_id: app_id.clone(),
+                method_id: other
+            })
+            .0,
+            user_key.0
+        );
+        assert_eq!(user_key.1, "USER");
+        assert_eq!(codes_key.1, format!("CODES#{method}"));
+        assert_eq!(session_key.1, format!("SESSION#{}", "ab".repeat(32)));
+        let email = Identifier::parse("Ann@Example.com").expect("valid");
+        assert_eq!(
+            of(&Key::Owner {
+                app_id: app_id.clone(),
+                identifier: email.clone()
+            }),
+            (
+                format!("APP#{app_id}#IDENT#email#ann@example.com"),
+                "IDENT".to_owned()
+            )
+        );
+        assert_eq!(
+            of(&Key::TestIdentifier {
+                app_id: app_id.clone(),
+                identifier: email
+            }),
+            (
+                format!("APP#{app_id}"),
+                "TESTID#IDENT#email#ann@example.com".to_owned()
+            )
+        );
+        assert_eq!(
+            of(&Key::Counter {
+                key: "cooldown#x".to_owned()
+            }),
+            ("RATE#cooldown#x".to_owned(), "RATE".to_owned())
+        );
     }
 }

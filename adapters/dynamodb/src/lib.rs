@@ -1,25 +1,24 @@
-//! The DynamoDB adapter of every store port (`AppStore`, `ConfigStore`, `UserStore`,
-//! `ChallengeStore`, `SessionStore`, `RateLimitStore`) on one table: string keys `pk`/`sk`, one GSI `gsi1`
-//! (`gsi1pk`/`gsi1sk`, projection ALL) and the epoch-seconds TTL attribute `ttl`. The key design
-//! is in `DESIGN.md`.
+//! The DynamoDB adapter of the store ports (`AppStore`, `ConfigStore`, `LoginStore`) on one
+//! table: string keys `pk`/`sk`, the epoch-seconds TTL attribute `ttl`, no secondary index. The
+//! key design is in `DESIGN.md`.
 //!
-//! Every atomic operation of the ports is one conditional write or one transaction; where a
-//! write depends on what is stored (which config is the default, which template a config used,
-//! which identifiers a user holds) the adapter reads it and then writes with conditions that
-//! hold only if it is unchanged, and starts again if not (optimistic concurrency). Throttling
-//! and transport failures (after the SDK's retries) are `StoreError::Unavailable`; everything
-//! else is `StoreError::Other`, with a message that names the operation and error code only.
+//! The login path reads in one consistent `BatchGetItem` (`load`) or one `Query` of a user's
+//! home partition (`load_home`), and writes in one `TransactWriteItems` (`commit`) named by an
+//! idempotency token, whose conditions re-check what was read and whose failures return the
+//! records as they are. The management side keeps its optimistic read-then-conditional-write
+//! transactions. Throttling and transport failures (after the SDK's retries) are
+//! `StoreError::Unavailable`; everything else is `StoreError::Other`, with a message that names
+//! the operation and error code only.
 
 mod apps;
-mod challenges;
 mod configs;
 mod db;
 mod error;
 mod item;
 mod keys;
-mod rate_limits;
-mod sessions;
-mod users;
+mod login;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 use std::time::Duration;
 
@@ -28,8 +27,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification, TimeToLiveStatus,
 };
 use shared::ports::StoreError;
 
@@ -64,10 +63,14 @@ impl DynamoStore {
 
     /// A DynamoDB client with the standard retry mode and [`MAX_ATTEMPTS`] attempts.
     pub fn client(config: &SdkConfig) -> Client {
-        let config = aws_sdk_dynamodb::config::Builder::from(config)
+        Client::from_conf(Self::client_config(config).build())
+    }
+
+    /// The configuration [`DynamoStore::client`] builds its client from, to add to (an
+    /// interceptor, a retry configuration of your own).
+    pub fn client_config(config: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
+        aws_sdk_dynamodb::config::Builder::from(config)
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-            .build();
-        Client::from_conf(config)
     }
 
     pub fn table_name(&self) -> &str {
@@ -78,8 +81,8 @@ impl DynamoStore {
 /// How long `create_table` waits for a new table to become active.
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Creates the table if it does not exist (keys, GSI `gsi1`, on-demand billing), waits until it
-/// is active, and turns TTL on for `ttl` if it is off. For tests and the local server; a
+/// Creates the table if it does not exist (keys `pk`/`sk`, no secondary index, on-demand
+/// billing), waits until it is active, and turns TTL on for `ttl` if it is off. For tests and the local server; a
 /// deployment gets its table from `template.yaml`.
 pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError> {
     let exists = match client.describe_table().table_name(name).send().await {
@@ -107,28 +110,14 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
                 .build()
                 .map_err(build_error)
         };
-        let gsi = GlobalSecondaryIndex::builder()
-            .index_name(keys::GSI1)
-            .key_schema(key(keys::GSI1PK, KeyType::Hash)?)
-            .key_schema(key(keys::GSI1SK, KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build()
-            .map_err(build_error)?;
         let created = client
             .create_table()
             .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(string_key(keys::PK)?)
             .attribute_definitions(string_key(keys::SK)?)
-            .attribute_definitions(string_key(keys::GSI1PK)?)
-            .attribute_definitions(string_key(keys::GSI1SK)?)
             .key_schema(key(keys::PK, KeyType::Hash)?)
             .key_schema(key(keys::SK, KeyType::Range)?)
-            .global_secondary_indexes(gsi)
             .send()
             .await;
         match created {

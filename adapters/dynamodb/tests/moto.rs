@@ -1,68 +1,25 @@
 //! `DynamoStore` against a DynamoDB endpoint: moto locally (`scripts/with-moto.sh`).
 //! Every test skips, with a notice, when neither `AWS_ENDPOINT_URL_DYNAMODB` nor
 //! `AWS_ENDPOINT_URL` is set, so a plain `cargo test` passes without them (except
-//! `unreachable_endpoint_is_unavailable`, which needs no server). Each test makes its own table.
+//! `unreachable_endpoint_is_unavailable`, which needs no server); under CI (`CI` set) a missing
+//! `AWS_ENDPOINT_URL_DYNAMODB` fails them instead. Each test makes its own table.
+
+mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
-use shared::clock::{Clock, SystemClock, Timestamp};
-use shared::identifiers::Identifier;
-use shared::ids::{
-    AppId, ChallengeId, ConfigId, EmailId, MethodId, PhoneId, SessionId, TemplateId, UserId,
+use common::*;
+use shared::ids::{AppId, SecretId, TestIdentifierId};
+use shared::model::{App, AppSecret, SendCounter, TestIdentifier};
+use shared::ports::{
+    AppStore, CommitError, ConfigStore, Conflict, Expect, Key, LoginStore, Record, StoreError,
+    Versioned, Write, WriteError,
 };
-use shared::model::{
-    Challenge, Channel, LoginConfig, Session, SessionAttributes, Template, User, UserStatus,
-};
-use shared::ports::{ChallengeStore, ConfigStore, SessionStore, StoreError, UserStore, WriteError};
 use shared::random::{OsRandom, Random};
+use store_dynamodb::testing::{client, fresh_store, unique_table};
 use store_dynamodb::{DynamoStore, create_table};
-
-const SKIP: &str = "skipped: neither AWS_ENDPOINT_URL_DYNAMODB nor AWS_ENDPOINT_URL is set \
-                    (scripts/with-moto.sh starts moto and sets them)";
-
-/// A client for the DynamoDB endpoint in `AWS_ENDPOINT_URL_DYNAMODB` (else `AWS_ENDPOINT_URL`),
-/// with dummy credentials (the credential chain never reaches for instance metadata), or
-/// `None` (skip) when neither is set.
-async fn client() -> Option<Client> {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-        .ok()
-        .filter(|e| !e.is_empty());
-    let Some(endpoint) = endpoint else {
-        eprintln!("{SKIP}");
-        return None;
-    };
-    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
-    let config = aws_config::SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region))
-        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
-            Credentials::new("test", "test", None, None, "tests"),
-        ))
-        .endpoint_url(endpoint)
-        .build();
-    Some(DynamoStore::client(&config))
-}
-
-fn unique_table() -> String {
-    format!(
-        "otp-test-{}",
-        &UserId::generate(&OsRandom).as_str()["user-".len()..]
-    )
-}
-
-/// A store over a fresh table, or `None` (skip) without an endpoint.
-async fn fresh_store() -> Option<DynamoStore> {
-    let client = client().await?;
-    let table = unique_table();
-    create_table(&client, &table).await.expect("create_table");
-    Some(DynamoStore::new(client, table))
-}
 
 /// Evaluates to a fresh store, or returns from the test (skipped).
 macro_rules! store_or_skip {
@@ -84,15 +41,12 @@ mod contract {
     shared::store_contract_tests!(store_or_skip!());
 }
 
-fn now() -> Timestamp {
-    SystemClock.now()
-}
-
-async fn raw_items(store: &DynamoStore, client: &Client) -> Vec<HashMap<String, AttributeValue>> {
+async fn raw_items(store: &DynamoStore) -> Vec<HashMap<String, AttributeValue>> {
     let mut items = Vec::new();
     let mut start = None;
     loop {
-        let page = client
+        let page = store
+            .sdk_client()
             .scan()
             .table_name(store.table_name())
             .set_exclusive_start_key(start)
@@ -114,9 +68,16 @@ fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> &'a str {
     }
 }
 
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> i64 {
+    match item.get(name) {
+        Some(AttributeValue::N(n)) => n.parse().expect("a number"),
+        other => panic!("{name} is not a number: {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn create_table_is_idempotent_with_gsi_and_ttl() {
-    let Some(client) = client().await else { return };
+async fn create_table_is_idempotent_without_index_and_with_ttl() {
+    let Some(client) = client() else { return };
     let table = unique_table();
     create_table(&client, &table).await.expect("create");
     create_table(&client, &table)
@@ -135,16 +96,8 @@ async fn create_table_is_idempotent_with_gsi_and_ttl() {
         .map(|k| (k.attribute_name(), k.key_type().as_str()))
         .collect();
     assert_eq!(keys, vec![("pk", "HASH"), ("sk", "RANGE")]);
-    let gsis = description.global_secondary_indexes();
-    assert_eq!(gsis.len(), 1);
-    assert_eq!(gsis[0].index_name(), Some("gsi1"));
-    assert_eq!(
-        gsis[0]
-            .projection()
-            .and_then(|p| p.projection_type())
-            .map(|p| p.as_str()),
-        Some("ALL")
-    );
+    assert!(description.global_secondary_indexes().is_empty());
+    assert!(description.local_secondary_indexes().is_empty());
     let ttl = client
         .describe_time_to_live()
         .table_name(&table)
@@ -156,406 +109,898 @@ async fn create_table_is_idempotent_with_gsi_and_ttl() {
     assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
 }
 
-fn challenge(app: &AppId, method: &MethodId, at: Timestamp) -> Challenge {
-    let id = ChallengeId::generate(&OsRandom);
-    Challenge {
-        hash_context: id.as_str().to_owned(),
-        id,
-        app_id: app.clone(),
-        user_id: UserId::generate(&OsRandom),
-        method_id: method.clone(),
-        channel: Channel::Sms,
-        code_hash: [7u8; 32],
-        config_id: ConfigId::generate(&OsRandom, at),
-        grant_change_password: false,
-        created_at: at,
-        expires_at: at.plus_seconds(120),
-        attempts: 0,
-        consumed: false,
-        test_identifier: None,
-    }
-}
-
-fn session(app: &AppId, user: &UserId, at: Timestamp, token_hash: [u8; 32]) -> Session {
-    Session {
-        id: SessionId::generate(&OsRandom),
-        app_id: app.clone(),
-        user_id: user.clone(),
-        token_hash,
-        started_at: at,
-        last_accessed_at: at,
-        expires_at: at.plus_minutes(30),
-        attributes: SessionAttributes::default(),
-        custom_claims: serde_json::Map::new(),
-        authentication_factors: Vec::new(),
-        granted_scopes: Vec::new(),
-    }
-}
-
-/// Hashes are binary, the token is in a key only as the hex of its hash, and codes and sessions
-/// carry a numeric epoch-seconds `ttl` that follows the session when it is extended.
+/// A user's records share its home partition; hashes are binary; the token is in a key only as
+/// the hex of its hash; codes, sessions and counters carry a numeric epoch-seconds `ttl` that
+/// follows them; every login record has its `rev`.
 #[tokio::test]
-async fn items_hold_hashes_and_ttl() {
-    let Some(client) = client().await else { return };
-    let table = unique_table();
-    create_table(&client, &table).await.expect("create");
-    let store = DynamoStore::new(client.clone(), table);
+async fn items_hold_keys_hashes_revs_and_ttl() {
+    let store = store_or_skip!();
     let at = now();
     let app = AppId::generate(&OsRandom);
-    let method = MethodId::Phone(PhoneId::generate(&OsRandom));
-    let code = challenge(&app, &method, at);
-    store.put_challenge(&code).await.expect("put");
+    let user = user_with(&app, &phone(1));
+    let method = user.method_ids()[0].clone();
+    let code = challenge(&user, &method, at);
     let mut token_hash = [0u8; 32];
     OsRandom.fill_bytes(&mut token_hash);
-    let mut live = session(&app, &UserId::generate(&OsRandom), at, token_hash);
-    store.create_session(&live).await.expect("create");
-    live.expires_at = at.plus_minutes(90);
-    assert!(store.update_session(&live).await.expect("update"));
+    let live = session(&user, at, token_hash);
+    let counter = SendCounter {
+        key: format!("send#{app}#x"),
+        hits: vec![at],
+    };
+    let writes = vec![
+        Write::PutUser {
+            user: user.clone(),
+            expect: Expect::Absent,
+        },
+        Write::PutOwner {
+            owner: owner_of(&user, 0),
+            expect: Expect::Absent,
+        },
+        Write::ReplaceCode {
+            challenge: code.clone(),
+        },
+        Write::PutSession {
+            session: live.clone(),
+            expect: Expect::Absent,
+        },
+        Write::PutCounter {
+            counter: counter.clone(),
+            expect: Expect::Absent,
+        },
+    ];
+    store.commit(&writes, &token()).await.expect("commit");
+    let extended = at.plus_minutes(90);
+    let touched = store
+        .touch_session(&app, user.id.home(), &token_hash, at, Some(extended))
+        .await
+        .expect("touch")
+        .expect("live");
+    assert_eq!(touched.rev, 2);
 
-    let items = raw_items(&store, &client).await;
-    assert_eq!(items.len(), 3, "challenge, session, token");
+    let items = raw_items(&store).await;
+    assert_eq!(items.len(), 5, "user, owner, codes, session, counter");
+    let home = format!("APP#{app}#HOME#{}", user.id.home().to_hex());
     let hex: String = token_hash.iter().map(|b| format!("{b:02x}")).collect();
     for item in &items {
-        let ttl = match item.get("ttl") {
-            Some(AttributeValue::N(n)) => n.parse::<i64>().expect("numeric ttl"),
-            other => panic!("no numeric ttl: {other:?}"),
-        };
-        match text(item, "sk") {
-            "CHALLENGE" => {
+        let (pk, sk) = (text(item, "pk"), text(item, "sk"));
+        match sk {
+            "USER" => {
+                assert_eq!(pk, home);
+                assert_eq!(number(item, "rev"), 1);
+                assert!(!item.contains_key("ttl"));
+            }
+            "IDENT" => {
+                assert_eq!(pk, format!("APP#{app}#IDENT#phone#+12025550101"));
+                assert_eq!(number(item, "rev"), 1);
+            }
+            s if s.starts_with("CODES#") => {
+                assert_eq!(pk, home);
+                assert_eq!(s, format!("CODES#{method}"));
+                let Some(AttributeValue::M(cur)) = item.get("cur") else {
+                    panic!("cur is a map");
+                };
                 assert!(
-                    matches!(item.get("code_hash"), Some(AttributeValue::B(b)) if b.as_ref().len() == 32)
+                    matches!(cur.get("code_hash"), Some(AttributeValue::B(b)) if b.as_ref().len() == 32)
                 );
-                assert!(
-                    ttl >= code.expires_at.0,
-                    "a code outlives its expiry for a while"
+                assert!(matches!(item.get("prev"), Some(AttributeValue::Null(true))));
+                assert_eq!(number(item, "rev"), 1);
+                assert_eq!(
+                    number(item, "ttl"),
+                    code.expires_at.0 + 86_400,
+                    "a code outlives its expiry by a day"
                 );
             }
-            "SESSION" | "TOKEN" => {
-                assert_eq!(ttl, live.expires_at.0, "ttl follows the extended session");
+            s if s.starts_with("SESSION#") => {
+                assert_eq!(pk, home);
+                assert_eq!(s, format!("SESSION#{hex}"));
                 assert!(matches!(item.get("token_hash"), Some(AttributeValue::B(_))));
+                assert_eq!(number(item, "ttl"), extended.0, "ttl follows the session");
+                assert_eq!(number(item, "expires_at"), extended.0);
+                assert_eq!(number(item, "rev"), 2);
+            }
+            "RATE" => {
+                assert_eq!(pk, format!("RATE#{}", counter.key));
+                assert_eq!(number(item, "ttl"), at.0 + 7 * 86_400);
             }
             other => panic!("unexpected item {other}"),
         }
     }
-    let token_item = items
-        .iter()
-        .find(|i| text(i, "sk") == "TOKEN")
-        .expect("token item");
-    assert_eq!(text(token_item, "pk"), format!("APP#{app}#TOKEN#{hex}"));
 }
 
-/// Expired records are returned as stored (the in-memory store's semantics; the domain checks
-/// `expires_at`), and the conditional writes refuse them.
+/// `load`: the records in the order asked, `None` where missing, repeated keys answered each
+/// time, the test identifier read from the app partition, and more than one batch of keys.
 #[tokio::test]
-async fn expired_records_are_returned_and_refused() {
+async fn load_maps_records_back_in_order() {
     let store = store_or_skip!();
     let at = now();
     let app = AppId::generate(&OsRandom);
-    let method = MethodId::Phone(PhoneId::generate(&OsRandom));
-    let mut code = challenge(&app, &method, at.plus_seconds(-600));
-    code.expires_at = at.plus_seconds(-480);
-    store.put_challenge(&code).await.expect("put");
+    let user = user_with(&app, &phone(2));
+    let counters: Vec<SendCounter> = (0..130)
+        .map(|n| SendCounter {
+            key: format!("send#{app}#{n}"),
+            hits: vec![at.plus_seconds(n)],
+        })
+        .collect();
+    let mut writes: Vec<Write> = counters
+        .iter()
+        .take(99)
+        .map(|c| Write::PutCounter {
+            counter: c.clone(),
+            expect: Expect::Absent,
+        })
+        .collect();
+    writes.push(Write::PutUser {
+        user: user.clone(),
+        expect: Expect::Absent,
+    });
+    store.commit(&writes, &token()).await.expect("commit");
+    let rest: Vec<Write> = counters
+        .iter()
+        .skip(99)
+        .map(|c| Write::PutCounter {
+            counter: c.clone(),
+            expect: Expect::Absent,
+        })
+        .collect();
+    store.commit(&rest, &token()).await.expect("commit");
+    let test = TestIdentifier {
+        id: TestIdentifierId::generate(&OsRandom, at),
+        app_id: app.clone(),
+        identifier: email("reviewer"),
+        code_hash: [4u8; 32],
+        valid_until: at.plus_seconds(3600),
+        created_at: at,
+    };
+    store.put_test_identifier(&test).await.expect("put test");
+
+    let user_key = Key::User {
+        app_id: app.clone(),
+        home: user.id.home(),
+    };
+    let missing = Key::Owner {
+        app_id: app.clone(),
+        identifier: phone(2),
+    };
+    let test_key = Key::TestIdentifier {
+        app_id: app.clone(),
+        identifier: email("reviewer"),
+    };
+    let mut keys = vec![
+        test_key.clone(),
+        user_key.clone(),
+        missing.clone(),
+        user_key.clone(),
+    ];
+    keys.extend(
+        counters
+            .iter()
+            .rev()
+            .map(|c| Key::Counter { key: c.key.clone() }),
+    );
+    keys.push(test_key);
+    let loaded = store.load(&keys).await.expect("load");
+    assert_eq!(loaded.len(), keys.len());
+    assert_eq!(loaded[0], Some(Record::TestIdentifier(test.clone())));
     assert_eq!(
-        store.get_challenge(&app, &method).await.expect("get"),
-        Some(code.clone())
+        loaded[1],
+        Some(Record::User(Versioned::new(user.clone(), 1)))
     );
-    assert!(
-        !store
-            .consume(&app, &method, &code.id, at, 5)
+    assert_eq!(loaded[2], None);
+    assert_eq!(loaded[3], loaded[1]);
+    for (record, counter) in loaded[4..134].iter().zip(counters.iter().rev()) {
+        assert_eq!(
+            record,
+            &Some(Record::Counter(Versioned::new(counter.clone(), 1)))
+        );
+    }
+    assert_eq!(loaded[134], loaded[0]);
+    assert_eq!(store.load(&[]).await.expect("load nothing"), Vec::new());
+}
+
+/// `load_home`: the user, its codes and its sessions (by token hash), nothing of other homes.
+#[tokio::test]
+async fn load_home_reads_one_users_partition() {
+    let store = store_or_skip!();
+    let at = now();
+    let app = AppId::generate(&OsRandom);
+    let user = user_with(&app, &phone(3));
+    let neighbour = user_with(&app, &phone(4));
+    let method = user.method_ids()[0].clone();
+    let code = challenge(&user, &method, at);
+    let sessions = [session(&user, at, [9u8; 32]), session(&user, at, [1u8; 32])];
+    let mut writes = vec![
+        Write::PutUser {
+            user: user.clone(),
+            expect: Expect::Absent,
+        },
+        Write::PutUser {
+            user: neighbour.clone(),
+            expect: Expect::Absent,
+        },
+        Write::ReplaceCode {
+            challenge: code.clone(),
+        },
+        Write::PutSession {
+            session: session(&neighbour, at, [5u8; 32]),
+            expect: Expect::Absent,
+        },
+    ];
+    for s in &sessions {
+        writes.push(Write::PutSession {
+            session: s.clone(),
+            expect: Expect::Absent,
+        });
+    }
+    store.commit(&writes, &token()).await.expect("commit");
+    let home = store.load_home(&app, user.id.home()).await.expect("home");
+    assert_eq!(home.user, Some(Versioned::new(user.clone(), 1)));
+    assert_eq!(home.codes.len(), 1);
+    assert_eq!(home.codes[0].value.current, Some(code));
+    assert!(home.codes[0].value.previous.is_empty());
+    assert_eq!(
+        home.sessions,
+        vec![
+            Versioned::new(sessions[1].clone(), 1),
+            Versioned::new(sessions[0].clone(), 1)
+        ]
+    );
+    let other_app = AppId::generate(&OsRandom);
+    let empty = store
+        .load_home(&other_app, user.id.home())
+        .await
+        .expect("home");
+    assert_eq!(empty, Default::default());
+}
+
+/// A refused commit writes nothing and lists every failed write with its record as it is now
+/// (from `ALL_OLD`), parsed as the kind of the write's key.
+#[tokio::test]
+async fn conflicts_list_every_failed_write_with_its_current_record() {
+    let store = store_or_skip!();
+    let at = now();
+    let app = AppId::generate(&OsRandom);
+    let mut locked = user_with(&app, &phone(5));
+    locked.lock = Some(shared::model::Lock {
+        created_at: at,
+        expires_at: at.plus_seconds(600),
+    });
+    let expired_test = TestIdentifier {
+        id: TestIdentifierId::generate(&OsRandom, at),
+        app_id: app.clone(),
+        identifier: email("expired"),
+        code_hash: [4u8; 32],
+        valid_until: at.plus_seconds(-1),
+        created_at: at.plus_seconds(-100),
+    };
+    store
+        .put_test_identifier(&expired_test)
+        .await
+        .expect("put test");
+    let counter = SendCounter {
+        key: format!("send#{app}"),
+        hits: vec![at],
+    };
+    store
+        .commit(
+            &[
+                Write::PutUser {
+                    user: locked.clone(),
+                    expect: Expect::Absent,
+                },
+                Write::PutCounter {
+                    counter: counter.clone(),
+                    expect: Expect::Absent,
+                },
+            ],
+            &token(),
+        )
+        .await
+        .expect("seed");
+
+    let newcomer = user_with(&app, &phone(6));
+    let method = locked.method_ids()[0].clone();
+    let writes = vec![
+        // Holds: written only if the whole commit is.
+        Write::PutUser {
+            user: newcomer.clone(),
+            expect: Expect::Absent,
+        },
+        // Stale revision.
+        Write::PutCounter {
+            counter: counter.clone(),
+            expect: Expect::Rev(7),
+        },
+        // Missing.
+        Write::DeleteOwner {
+            app_id: app.clone(),
+            identifier: phone(5),
+            expect: Expect::Present,
+        },
+        // Locked.
+        Write::UserUnlocked {
+            app_id: app.clone(),
+            user_id: locked.id.clone(),
+            now: at,
+        },
+        // Expired.
+        Write::TestIdentifierValid {
+            app_id: app.clone(),
+            identifier: email("expired"),
+            id: expired_test.id.clone(),
+            now: at,
+        },
+        // No codes at all.
+        Write::DeleteCodes {
+            app_id: app.clone(),
+            method_id: method,
+            expect: Expect::Present,
+        },
+    ];
+    let error = store.commit(&writes, &token()).await.expect_err("refused");
+    assert_eq!(
+        error,
+        CommitError::Conflict(vec![
+            Conflict {
+                index: 1,
+                current: Some(Record::Counter(Versioned::new(counter.clone(), 1))),
+            },
+            Conflict {
+                index: 2,
+                current: None,
+            },
+            Conflict {
+                index: 3,
+                current: Some(Record::User(Versioned::new(locked.clone(), 1))),
+            },
+            Conflict {
+                index: 4,
+                current: Some(Record::TestIdentifier(expired_test.clone())),
+            },
+            Conflict {
+                index: 5,
+                current: None,
+            },
+        ])
+    );
+    let after = store
+        .load(&[Key::User {
+            app_id: app.clone(),
+            home: newcomer.id.home(),
+        }])
+        .await
+        .expect("load");
+    assert_eq!(after, vec![None], "nothing of a refused commit is written");
+
+    // The same checks hold for a user that is not locked and a test identifier still valid.
+    let unlocked = user_with(&app, &phone(7));
+    store
+        .commit(
+            &[Write::PutUser {
+                user: unlocked.clone(),
+                expect: Expect::Absent,
+            }],
+            &token(),
+        )
+        .await
+        .expect("seed");
+    store
+        .commit(
+            &[Write::UserUnlocked {
+                app_id: app.clone(),
+                user_id: unlocked.id.clone(),
+                now: at,
+            }],
+            &token(),
+        )
+        .await
+        .expect("unlocked");
+    // The lock has expired at its expiry.
+    store
+        .commit(
+            &[Write::UserUnlocked {
+                app_id: app.clone(),
+                user_id: locked.id.clone(),
+                now: at.plus_seconds(600),
+            }],
+            &token(),
+        )
+        .await
+        .expect("lock over");
+}
+
+/// `ReplaceCode` shifts the current code into `prev` (and `prev` into `prev2`) whatever is
+/// there; every write raises `rev`.
+#[tokio::test]
+async fn replace_codes_keeps_two_previous() {
+    let store = store_or_skip!();
+    let at = now();
+    let app = AppId::generate(&OsRandom);
+    let user = user_with(&app, &email("codes"));
+    let method = user.method_ids()[0].clone();
+    let key = Key::Codes {
+        app_id: app.clone(),
+        method_id: method.clone(),
+    };
+    let codes = |store: DynamoStore, key: Key| async move {
+        match store.load(&[key]).await.expect("load").pop().flatten() {
+            Some(Record::Codes(codes)) => Some(codes),
+            None => None,
+            other => panic!("not codes: {other:?}"),
+        }
+    };
+    let first = challenge(&user, &method, at);
+    let second = challenge(&user, &method, at.plus_seconds(1));
+    let third = challenge(&user, &method, at.plus_seconds(2));
+    let fourth = challenge(&user, &method, at.plus_seconds(3));
+    for code in [&first, &second, &third, &fourth] {
+        store
+            .commit(
+                &[Write::ReplaceCode {
+                    challenge: code.clone(),
+                }],
+                &token(),
+            )
             .await
-            .expect("consume")
+            .expect("replace");
+    }
+    let replaced = codes(store.clone(), key.clone()).await.expect("codes");
+    assert_eq!(replaced.rev, 4);
+    assert_eq!(replaced.value.current.as_ref(), Some(&fourth));
+    assert_eq!(replaced.value.previous, vec![third.clone(), second.clone()]);
+    // A put at the read revision, then a delete at it.
+    let mut consumed = replaced.value.clone();
+    if let Some(current) = consumed.current.as_mut() {
+        current.consumed = true;
+    }
+    store
+        .commit(
+            &[Write::PutCodes {
+                codes: consumed.clone(),
+                expect: Expect::Rev(4),
+            }],
+            &token(),
+        )
+        .await
+        .expect("put");
+    assert_eq!(
+        codes(store.clone(), key.clone()).await,
+        Some(Versioned::new(consumed, 5))
     );
+    store
+        .commit(
+            &[Write::DeleteCodes {
+                app_id: app.clone(),
+                method_id: method.clone(),
+                expect: Expect::Rev(5),
+            }],
+            &token(),
+        )
+        .await
+        .expect("delete");
+    assert_eq!(codes(store.clone(), key).await, None);
+}
+
+/// The idempotency token: the same commit again is answered from the first (nothing applied
+/// twice), the same token for other writes is refused, and two writes on one record never
+/// reach DynamoDB.
+#[tokio::test]
+async fn commit_tokens_make_a_repeat_harmless() {
+    let store = store_or_skip!();
+    let at = now();
+    let app = AppId::generate(&OsRandom);
+    let counter = SendCounter {
+        key: format!("send#{app}"),
+        hits: vec![at],
+    };
+    let writes = vec![Write::PutCounter {
+        counter: counter.clone(),
+        expect: Expect::Absent,
+    }];
+    let once = token();
+    store.commit(&writes, &once).await.expect("first");
+    store
+        .commit(&writes, &once)
+        .await
+        .expect("the same commit again succeeds");
+    let key = Key::Counter {
+        key: counter.key.clone(),
+    };
+    assert_eq!(
+        store.load(std::slice::from_ref(&key)).await.expect("load"),
+        vec![Some(Record::Counter(Versioned::new(counter.clone(), 1)))]
+    );
+    let other = vec![Write::PutCounter {
+        counter: counter.clone(),
+        expect: Expect::Rev(1),
+    }];
+    let error = store.commit(&other, &once).await.expect_err("mismatch");
+    assert!(
+        matches!(error, CommitError::Store(StoreError::Other(ref m)) if m.contains("IdempotentParameterMismatch")),
+        "{error:?}"
+    );
+    // A new token applies it.
+    store.commit(&other, &token()).await.expect("new token");
+
+    let twice = vec![
+        Write::PutCounter {
+            counter: counter.clone(),
+            expect: Expect::Rev(2),
+        },
+        Write::Check {
+            key,
+            expect: Expect::Present,
+        },
+    ];
+    assert!(matches!(
+        store.commit(&twice, &token()).await,
+        Err(CommitError::Store(StoreError::Other(_)))
+    ));
+    assert!(matches!(
+        store
+            .commit(
+                &[Write::PutCounter {
+                    counter,
+                    expect: Expect::Present
+                }],
+                &token()
+            )
+            .await,
+        Err(CommitError::Store(StoreError::Other(_)))
+    ));
+    store
+        .commit(&[], &token())
+        .await
+        .expect("an empty commit is a no-op");
+}
+
+/// `Check` on every kind of expectation, on a record and on a test identifier.
+#[tokio::test]
+async fn checks_test_existence_and_revision() {
+    let store = store_or_skip!();
+    let at = now();
+    let app = AppId::generate(&OsRandom);
+    let user = user_with(&app, &phone(8));
+    let owner = owner_of(&user, 0);
+    store
+        .commit(
+            &[Write::PutOwner {
+                owner: owner.clone(),
+                expect: Expect::Absent,
+            }],
+            &token(),
+        )
+        .await
+        .expect("seed");
+    let key = Key::Owner {
+        app_id: app.clone(),
+        identifier: owner.identifier.clone(),
+    };
+    let check = |expect| Write::Check {
+        key: key.clone(),
+        expect,
+    };
+    for holds in [Expect::Present, Expect::Rev(1), Expect::Any] {
+        store
+            .commit(&[check(holds)], &token())
+            .await
+            .unwrap_or_else(|e| panic!("{holds:?}: {e:?}"));
+    }
+    for fails in [Expect::Absent, Expect::Rev(2)] {
+        assert_eq!(
+            store.commit(&[check(fails)], &token()).await,
+            Err(CommitError::Conflict(vec![Conflict {
+                index: 0,
+                current: Some(Record::Owner(Versioned::new(owner.clone(), 1))),
+            }])),
+            "{fails:?}"
+        );
+    }
+    let test = TestIdentifier {
+        id: TestIdentifierId::generate(&OsRandom, at),
+        app_id: app.clone(),
+        identifier: email("check"),
+        code_hash: [4u8; 32],
+        valid_until: at.plus_seconds(60),
+        created_at: at,
+    };
+    store.put_test_identifier(&test).await.expect("put test");
+    store
+        .commit(
+            &[Write::TestIdentifierValid {
+                app_id: app.clone(),
+                identifier: email("check"),
+                id: test.id.clone(),
+                now: at,
+            }],
+            &token(),
+        )
+        .await
+        .expect("valid");
+    let other_id = TestIdentifierId::generate(&OsRandom, at);
+    assert!(matches!(
+        store
+            .commit(
+                &[Write::TestIdentifierValid {
+                    app_id: app.clone(),
+                    identifier: email("check"),
+                    id: other_id,
+                    now: at,
+                }],
+                &token(),
+            )
+            .await,
+        Err(CommitError::Conflict(_))
+    ));
+}
+
+/// `touch_session`: missing or expired → `None`, nothing written; live → the session after,
+/// one revision up, `ttl` following a new expiry.
+#[tokio::test]
+async fn touch_session_updates_live_sessions_only() {
+    let store = store_or_skip!();
+    let at = now();
+    let app = AppId::generate(&OsRandom);
+    let user = user_with(&app, &phone(9));
+    let live = session(&user, at, [7u8; 32]);
+    let mut old = session(&user, at.plus_seconds(-7200), [8u8; 32]);
+    old.expires_at = at.plus_seconds(-3600);
+    store
+        .commit(
+            &[
+                Write::PutSession {
+                    session: live.clone(),
+                    expect: Expect::Absent,
+                },
+                Write::PutSession {
+                    session: old.clone(),
+                    expect: Expect::Absent,
+                },
+            ],
+            &token(),
+        )
+        .await
+        .expect("seed");
+    let home = user.id.home();
     assert_eq!(
         store
-            .record_wrong_attempt(&app, &method, &code.id, at, 5)
+            .touch_session(&app, home, &[6u8; 32], at, None)
             .await
-            .expect("record"),
+            .expect("touch"),
         None
     );
-    let mut old = session(
-        &app,
-        &UserId::generate(&OsRandom),
-        at.plus_seconds(-7200),
-        [1u8; 32],
-    );
-    old.expires_at = at.plus_seconds(-3600);
-    store.create_session(&old).await.expect("create");
-    assert_eq!(
-        store.get_session(&app, &old.id).await.expect("get"),
-        Some(old.clone())
-    );
     assert_eq!(
         store
-            .find_by_token_hash(&app, &old.token_hash)
+            .touch_session(&app, home, &old.token_hash, at, Some(at.plus_minutes(5)))
             .await
-            .expect("find"),
-        Some(old)
+            .expect("touch"),
+        None
+    );
+    let later = at.plus_seconds(10);
+    let mut expected = live.clone();
+    expected.last_accessed_at = later;
+    assert_eq!(
+        store
+            .touch_session(&app, home, &live.token_hash, later, None)
+            .await
+            .expect("touch"),
+        Some(Versioned::new(expected.clone(), 2))
+    );
+    expected.expires_at = at.plus_minutes(120);
+    assert_eq!(
+        store
+            .touch_session(
+                &app,
+                home,
+                &live.token_hash,
+                later,
+                Some(expected.expires_at)
+            )
+            .await
+            .expect("touch"),
+        Some(Versioned::new(expected.clone(), 3))
+    );
+    let records = store.load_home(&app, home).await.expect("home");
+    assert_eq!(
+        records.sessions,
+        vec![Versioned::new(expected, 3), Versioned::new(old, 1),]
     );
 }
 
-/// 20 concurrent consumes of one code: exactly one wins (the contract runs 100 more).
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn twenty_concurrent_consumes_one_winner() {
+fn app_with_secret() -> (App, AppSecret) {
+    let at = now();
+    let app = App {
+        id: AppId::generate(&OsRandom),
+        name: "Acme".to_owned(),
+        created_at: at,
+    };
+    let secret = secret_of(&app.id);
+    (app, secret)
+}
+
+fn secret_of(app_id: &AppId) -> AppSecret {
+    let mut hash = [0u8; 32];
+    OsRandom.fill_bytes(&mut hash);
+    AppSecret {
+        id: SecretId::generate(&OsRandom, now()),
+        app_id: app_id.clone(),
+        hash,
+        created_at: now(),
+        last_used_at: None,
+    }
+}
+
+/// `load_app` reads the app partition in one query but not its test identifiers.
+#[tokio::test]
+async fn load_app_reads_the_app_without_test_identifiers() {
+    let store = store_or_skip!();
+    let (app, secret) = app_with_secret();
+    assert_eq!(store.load_app(&app.id).await.expect("load"), None);
+    store.create_app(&app, &secret).await.expect("create");
+    let second = secret_of(&app.id);
+    store.add_secret(&second).await.expect("add");
+    let template = template_of(&app.id);
+    store.put_template(&template).await.expect("template");
+    let config = config_of(&app.id, Some(&template.id));
+    store.put_config(&config).await.expect("config");
+    store
+        .put_sms_countries(&app.id, Some(vec!["1".to_owned(), "44".to_owned()]))
+        .await
+        .expect("countries");
+    let test = TestIdentifier {
+        id: TestIdentifierId::generate(&OsRandom, now()),
+        app_id: app.id.clone(),
+        identifier: email("reviewer"),
+        code_hash: [4u8; 32],
+        valid_until: now().plus_seconds(60),
+        created_at: now(),
+    };
+    store.put_test_identifier(&test).await.expect("test");
+    let data = store.load_app(&app.id).await.expect("load").expect("app");
+    assert_eq!(data.app, app);
+    let mut secrets = vec![secret, second];
+    secrets.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(data.secrets, secrets);
+    assert_eq!(data.configs, vec![config]);
+    assert_eq!(data.templates, vec![template]);
+    assert_eq!(
+        data.sms_countries,
+        Some(vec!["1".to_owned(), "44".to_owned()])
+    );
+}
+
+/// Two concurrent deletes of an app's last two secrets: exactly one succeeds, every round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_the_last_two_secrets_concurrently_leaves_one() {
     let store = Arc::new(store_or_skip!());
-    for _round in 0..5 {
-        let at = now();
-        let app = AppId::generate(&OsRandom);
-        let method = MethodId::Email(EmailId::generate(&OsRandom));
-        let code = challenge(&app, &method, at);
-        store.put_challenge(&code).await.expect("put");
+    for _round in 0..10 {
+        let (app, first) = app_with_secret();
+        store.create_app(&app, &first).await.expect("create");
+        let second = secret_of(&app.id);
+        store.add_secret(&second).await.expect("add");
+        store
+            .add_secret(&second)
+            .await
+            .expect("adding it again replaces it");
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let tasks: Vec<_> = [first.id.clone(), second.id.clone()]
+            .into_iter()
+            .map(|id| {
+                let (store, app_id, barrier) = (store.clone(), app.id.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.delete_secret(&app_id, &id).await
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.expect("task"));
+        }
+        let deleted = results.iter().filter(|r| **r == Ok(true)).count();
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Err(WriteError::Conflict(_))))
+            .count();
+        assert_eq!((deleted, refused), (1, 1), "{results:?}");
+        assert_eq!(store.list_secrets(&app.id).await.expect("list").len(), 1);
+        assert_eq!(
+            store
+                .delete_secret(&app.id, &SecretId::generate(&OsRandom, now()))
+                .await,
+            Ok(false)
+        );
+    }
+}
+
+/// 20 concurrent commits at one revision of one counter: exactly one wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn twenty_concurrent_commits_one_winner() {
+    let store = Arc::new(store_or_skip!());
+    let app = AppId::generate(&OsRandom);
+    let counter = SendCounter {
+        key: format!("send#{app}"),
+        hits: Vec::new(),
+    };
+    store
+        .commit(
+            &[Write::PutCounter {
+                counter: counter.clone(),
+                expect: Expect::Absent,
+            }],
+            &token(),
+        )
+        .await
+        .expect("seed");
+    for round in 1..=3u64 {
         let barrier = Arc::new(tokio::sync::Barrier::new(20));
         let tasks: Vec<_> = (0..20)
-            .map(|_| {
-                let (store, app, method, id, barrier) = (
-                    store.clone(),
-                    app.clone(),
-                    method.clone(),
-                    code.id.clone(),
-                    barrier.clone(),
-                );
+            .map(|n| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                let mut counter = counter.clone();
+                counter.hits.push(now().plus_seconds(n));
                 tokio::spawn(async move {
                     barrier.wait().await;
                     store
-                        .consume(&app, &method, &id, at, 5)
+                        .commit(
+                            &[Write::PutCounter {
+                                counter,
+                                expect: Expect::Rev(round),
+                            }],
+                            &token(),
+                        )
                         .await
-                        .expect("consume")
                 })
             })
             .collect();
         let mut winners = 0;
         for task in tasks {
-            winners += usize::from(task.await.expect("task"));
+            match task.await.expect("task") {
+                Ok(()) => winners += 1,
+                Err(CommitError::Conflict(conflicts)) => {
+                    assert_eq!(conflicts.len(), 1);
+                    assert_eq!(
+                        conflicts[0].current.as_ref().and_then(Record::rev),
+                        Some(round + 1)
+                    );
+                }
+                Err(other) => panic!("unexpected {other:?}"),
+            }
         }
         assert_eq!(winners, 1);
     }
-}
-
-fn user_with(app: &AppId, identifier: &Identifier) -> User {
-    let mut user = User {
-        id: UserId::generate(&OsRandom),
-        app_id: app.clone(),
-        status: UserStatus::Active,
-        created_at: now(),
-        phone_numbers: Vec::new(),
-        emails: Vec::new(),
-        failed_attempts: 0,
-        lock: None,
-    };
-    let method = match identifier {
-        Identifier::Phone(_) => MethodId::Phone(PhoneId::generate(&OsRandom)),
-        Identifier::Email(_) => MethodId::Email(EmailId::generate(&OsRandom)),
-    };
-    user.add_method(method, identifier.clone());
-    user
-}
-
-/// `create_user` and `add_method` racing for one identifier: exactly one of all of them gets it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn create_user_and_add_method_race_for_one_identifier() {
-    let store = Arc::new(store_or_skip!());
-    let app = AppId::generate(&OsRandom);
-    let contested = Identifier::parse("race@example.com").expect("valid");
-    let mut owners = Vec::new();
-    for n in 0..10 {
-        let user = user_with(
-            &app,
-            &Identifier::parse(&format!("+120255501{n:02}")).expect("valid"),
-        );
-        store.create_user(&user).await.expect("create");
-        owners.push(user.id);
-    }
-    let barrier = Arc::new(tokio::sync::Barrier::new(20));
-    let mut tasks = Vec::new();
-    for owner in owners {
-        let (store, app, contested, barrier) = (
-            store.clone(),
-            app.clone(),
-            contested.clone(),
-            barrier.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            let method = MethodId::Email(EmailId::generate(&OsRandom));
-            let result = store.add_method(&app, &owner, &method, &contested).await;
-            (owner, result.map(|_| ()))
-        }));
-    }
-    for _ in 0..10 {
-        let user = user_with(&app, &contested);
-        let (store, barrier) = (store.clone(), barrier.clone());
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            (user.id.clone(), store.create_user(&user).await)
-        }));
-    }
-    let mut winners = Vec::new();
-    for task in tasks {
-        let (user_id, result) = task.await.expect("task");
-        match result {
-            Ok(()) => winners.push(user_id),
-            Err(WriteError::Conflict(_)) => {}
-            Err(other) => panic!("unexpected {other:?}"),
-        }
-    }
-    assert_eq!(winners.len(), 1, "exactly one holder");
-    let (holder, _) = store
-        .find_by_identifier(&app, &contested)
-        .await
-        .expect("find")
-        .expect("held");
-    assert_eq!(holder.id, winners[0]);
-}
-
-fn config_using(app: &AppId, template: Option<&TemplateId>, is_default: bool) -> LoginConfig {
-    let at = now();
-    LoginConfig {
-        id: ConfigId::generate(&OsRandom, at),
-        app_id: app.clone(),
-        channel: Channel::Sms,
-        is_default,
-        template_id: template.cloned(),
-        sender_id: None,
-        grant_change_password: false,
-        code_length: 6,
-        expiration_minutes: 2,
-        created_at: at,
-        updated_at: at,
-    }
-}
-
-/// `put_config` naming a template and `delete_template` racing: exactly one wins, and a config
-/// never names a deleted template.
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn template_delete_races_config_that_uses_it() {
-    let store = Arc::new(store_or_skip!());
-    let app = AppId::generate(&OsRandom);
-    for _round in 0..15 {
-        let at = now();
-        let template = Template {
-            id: TemplateId::generate(&OsRandom, at),
-            app_id: app.clone(),
-            channel: Channel::Sms,
-            locale: "en".to_owned(),
-            subject: None,
-            text: "{{code}}".to_owned(),
-            html: None,
-            created_at: at,
-            updated_at: at,
-        };
-        store.put_template(&template).await.expect("put_template");
-        let config = config_using(&app, Some(&template.id), false);
-        let put = {
-            let (store, config) = (store.clone(), config.clone());
-            tokio::spawn(async move { store.put_config(&config).await })
-        };
-        let delete = {
-            let (store, app, id) = (store.clone(), app.clone(), template.id.clone());
-            tokio::spawn(async move { store.delete_template(&app, &id).await })
-        };
-        let put = put.await.expect("task");
-        let delete = delete.await.expect("task");
-        match (&put, &delete) {
-            (Ok(()), Err(WriteError::Conflict(_))) => {
-                assert!(
-                    store
-                        .get_template(&app, &template.id)
-                        .await
-                        .expect("get")
-                        .is_some()
-                );
-                assert_eq!(store.delete_config(&app, &config.id).await, Ok(true));
-                assert_eq!(store.delete_template(&app, &template.id).await, Ok(true));
-            }
-            (Err(WriteError::Conflict(_)), Ok(true)) => {
-                assert_eq!(store.get_config(&app, &config.id).await.expect("get"), None);
-            }
-            other => panic!("exactly one must win: {other:?}"),
-        }
-    }
-}
-
-/// The default pointer and the configs' flags agree after racing default switches and deletes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn default_switches_and_deletes_keep_one_default() {
-    let store = Arc::new(store_or_skip!());
-    let app = AppId::generate(&OsRandom);
-    let first = config_using(&app, None, true);
-    store.put_config(&first).await.expect("put");
-    let mut tasks = Vec::new();
-    let mut created = Vec::new();
-    for n in 0..12 {
-        let store = store.clone();
-        if n % 3 == 0 {
-            let app = app.clone();
-            let victim = created.last().cloned().unwrap_or_else(|| first.id.clone());
-            tasks.push(tokio::spawn(async move {
-                store
-                    .delete_config(&app, &victim)
-                    .await
-                    .map(|_| ())
-                    .map_err(WriteError::from)
-            }));
-        } else {
-            let config = config_using(&app, None, true);
-            created.push(config.id.clone());
-            tasks.push(tokio::spawn(async move { store.put_config(&config).await }));
-        }
-    }
-    for task in tasks {
-        task.await.expect("task").expect("no error");
-    }
-    let configs = store.list_configs(&app).await.expect("list");
-    let defaults: Vec<&LoginConfig> = configs.iter().filter(|c| c.is_default).collect();
-    assert!(defaults.len() <= 1, "at most one default: {defaults:?}");
-    assert_eq!(
-        store
-            .default_config(&app, Channel::Sms)
-            .await
-            .expect("default")
-            .map(|c| c.id),
-        defaults.first().map(|c| c.id.clone())
-    );
-    // A new default still switches cleanly (the pointer is consistent).
-    let last = config_using(&app, None, true);
-    store.put_config(&last).await.expect("put");
-    let defaults: Vec<ConfigId> = store
-        .list_configs(&app)
-        .await
-        .expect("list")
-        .into_iter()
-        .filter(|c| c.is_default)
-        .map(|c| c.id)
-        .collect();
-    assert_eq!(defaults, vec![last.id]);
 }
 
 /// Without a reachable endpoint every call is `Unavailable` (after the SDK's retries), with a
 /// message that names the operation only. Needs no moto.
 #[tokio::test]
 async fn unreachable_endpoint_is_unavailable() {
-    let config = aws_config::SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
-            Credentials::new("test", "test", None, None, "tests"),
-        ))
-        .endpoint_url("http://127.0.0.1:9")
-        .build();
+    let config = store_dynamodb::testing::sdk_config("http://127.0.0.1:9");
     let store = DynamoStore::from_sdk_config(&config, "nowhere");
     let app = AppId::generate(&OsRandom);
-    let identifier = Identifier::parse("+12025550142").expect("valid");
+    let identifier = phone(42);
     let error = store
-        .find_by_identifier(&app, &identifier)
+        .load(&[Key::Owner {
+            app_id: app.clone(),
+            identifier: identifier.clone(),
+        }])
         .await
         .expect_err("unreachable");
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
     assert!(!error.to_string().contains("2025550142"), "{error}");
+    let user = user_with(&app, &identifier);
     let error = store
-        .create_user(&user_with(&app, &identifier))
+        .commit(
+            &[Write::PutOwner {
+                owner: owner_of(&user, 0),
+                expect: Expect::Absent,
+            }],
+            &token(),
+        )
         .await
         .expect_err("unreachable");
     assert!(
-        matches!(error, WriteError::Store(StoreError::Unavailable(_))),
+        matches!(error, CommitError::Store(StoreError::Unavailable(_))),
         "{error:?}"
     );
+    assert!(!error.to_string().contains("2025550142"), "{error}");
 }
