@@ -15,6 +15,8 @@ pub mod random;
 pub mod service;
 pub mod templates;
 
+#[cfg(feature = "adversarial-tests")]
+pub mod adversarial;
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod contract_tests;
 
