@@ -1,6 +1,7 @@
 //! `SnsSms` and `SesEmail`: the requests they build (captured before they leave, no server
 //! needed), and delivery through moto read back from `GET $AWS_ENDPOINT_URL/moto-api/data.json`.
-//! The moto tests skip, with a notice, when `AWS_ENDPOINT_URL` is not set.
+//! The moto tests skip, with a notice, when `AWS_ENDPOINT_URL` is not set (and fail when `CI` is
+//! set: on CI they must run).
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
@@ -37,9 +38,17 @@ fn config_for(endpoint: &str) -> SdkConfig {
         .build()
 }
 
+/// The moto endpoint, or `None` after a notice; on CI (`CI` set) a missing endpoint fails the
+/// test instead of letting it pass without running.
 fn endpoint_or_skip() -> Option<String> {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|e| !e.is_empty());
     if endpoint.is_none() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v.is_empty()),
+            "CI is set but AWS_ENDPOINT_URL is not: run the tests through scripts/with-moto.sh"
+        );
         eprintln!("{SKIP}");
     }
     endpoint
