@@ -887,6 +887,7 @@ fn owner_of(user: &User, method_id: &MethodId) -> Owner {
         identifier: user.identifier_of(method_id).expect("the user's method"),
         user_id: user.id.clone(),
         method_id: method_id.clone(),
+        pending_since: None,
     }
 }
 
@@ -1396,6 +1397,56 @@ pub async fn login_replace_codes(store: &dyn LoginStore) {
     assert_eq!(load_one(store, &key).await, None);
 }
 
+/// `ConfirmOwner` ends an owner's pending attachment if it still names the method; a conflict
+/// returns the owner as it is (or `None`).
+pub async fn login_confirm_owner(store: &dyn LoginStore) {
+    let at = now();
+    let (user, method_id, _) = user_with_session(at);
+    let pending = Owner {
+        pending_since: Some(at),
+        ..owner_of(&user, &method_id)
+    };
+    let key = Key::Owner {
+        app_id: pending.app_id.clone(),
+        identifier: pending.identifier.clone(),
+    };
+    let confirm = |method_id: &MethodId| Write::ConfirmOwner {
+        app_id: pending.app_id.clone(),
+        identifier: pending.identifier.clone(),
+        method_id: method_id.clone(),
+    };
+    assert_eq!(conflicts(store, vec![confirm(&method_id)]).await[0].current, None);
+    committed(
+        store,
+        vec![Write::PutOwner {
+            owner: pending.clone(),
+            expect: Expect::Absent,
+        }],
+    )
+    .await;
+    let other = new_method_id(&pending.identifier, user.id.home());
+    let wrong = conflicts(store, vec![confirm(&other)]).await;
+    assert_eq!(
+        wrong[0].current,
+        Some(Record::Owner(Versioned::new(pending.clone(), 1)))
+    );
+    committed(store, vec![confirm(&method_id)]).await;
+    let confirmed = Owner {
+        pending_since: None,
+        ..pending.clone()
+    };
+    assert_eq!(
+        load_one(store, &key).await,
+        Some(Record::Owner(Versioned::new(confirmed.clone(), 2)))
+    );
+    committed(store, vec![confirm(&method_id)]).await;
+    assert_eq!(
+        load_one(store, &key).await,
+        Some(Record::Owner(Versioned::new(confirmed, 3))),
+        "confirming a confirmed owner changes nothing but the revision"
+    );
+}
+
 /// `TestIdentifierValid` holds while the test identifier exists, is the one named and is valid
 /// at `now`; a conflict returns it as it is (or `None`).
 pub async fn login_test_identifier_condition(store: &dyn AllStores) {
@@ -1775,6 +1826,7 @@ where
     login_commit_tokens_are_idempotent(&*make().await).await;
     login_user_unlocked_condition(&*make().await).await;
     login_replace_codes(&*make().await).await;
+    login_confirm_owner(&*make().await).await;
     login_test_identifier_condition(&*make().await).await;
     login_load_home(&*make().await).await;
     login_touch_session(&*make().await).await;
@@ -1799,7 +1851,7 @@ macro_rules! store_contract_tests {
             test_identifier_uniqueness, sms_countries,
             login_load_every_record_kind, login_revisions_guard_writes,
             login_commit_is_all_or_nothing, login_commit_tokens_are_idempotent,
-            login_user_unlocked_condition, login_replace_codes,
+            login_user_unlocked_condition, login_replace_codes, login_confirm_owner,
             login_test_identifier_condition, login_load_home, login_touch_session
         );
         $crate::store_contract_tests!(@by_arc $make;

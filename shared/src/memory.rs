@@ -405,6 +405,10 @@ impl State {
                 _ => false,
             },
             Write::ReplaceCode { .. } => true,
+            Write::ConfirmOwner { method_id, .. } => match self.login.get(&key) {
+                Some(Record::Owner(owner)) => &owner.value.method_id == method_id,
+                _ => false,
+            },
             Write::TestIdentifierValid { id, now, .. } => match self.record(&key) {
                 Some(Record::TestIdentifier(test)) => &test.id == id && test.valid_until > *now,
                 _ => false,
@@ -422,6 +426,14 @@ impl State {
             Write::PutOwner { owner, .. } => {
                 Some(Record::Owner(Versioned::new(owner.clone(), next_rev)))
             }
+            Write::ConfirmOwner { .. } => match self.login.get(&key) {
+                Some(Record::Owner(owner)) => {
+                    let mut owner = owner.value.clone();
+                    owner.pending_since = None;
+                    Some(Record::Owner(Versioned::new(owner, next_rev)))
+                }
+                _ => return,
+            },
             Write::PutCodes { codes, .. } => {
                 Some(Record::Codes(Versioned::new(codes.clone(), next_rev)))
             }

@@ -200,6 +200,21 @@ impl User {
         }
     }
 
+    /// Whether the method is verified (false for a method the user does not have).
+    pub fn is_verified(&self, method_id: &MethodId) -> bool {
+        match method_id {
+            MethodId::Phone(id) => self.phone_numbers.iter().any(|p| &p.id == id && p.verified),
+            MethodId::Email(id) => self.emails.iter().any(|e| &e.id == id && e.verified),
+        }
+    }
+
+    /// Whether a method other than this one is verified (the user may have sessions).
+    pub fn has_other_verified(&self, method_id: &MethodId) -> bool {
+        self.method_ids()
+            .iter()
+            .any(|m| m != method_id && self.is_verified(m))
+    }
+
     /// Removes a method (a send that added it was not delivered).
     pub fn remove_method(&mut self, method_id: &MethodId) {
         match method_id {
@@ -319,6 +334,27 @@ pub struct Owner {
     pub identifier: Identifier,
     pub user_id: UserId,
     pub method_id: MethodId,
+    /// Set while the identifier is attached to an existing user (a `send` with a target) and not
+    /// yet verified: until then it routes nobody else's login to that user, and after
+    /// [`PENDING_ATTACH_SECONDS`] unverified it is abandoned (free for another user).
+    pub pending_since: Option<Timestamp>,
+}
+
+/// How long an identifier attached to an existing user stays reserved for it unverified: the
+/// longest a code lives.
+pub const PENDING_ATTACH_SECONDS: i64 = 600;
+
+impl Owner {
+    /// Attached to its user and not verified (a login must not be routed to that user).
+    pub fn is_pending(&self) -> bool {
+        self.pending_since.is_some()
+    }
+
+    /// Pending for longer than [`PENDING_ATTACH_SECONDS`]: another user may take it.
+    pub fn is_abandoned(&self, now: Timestamp) -> bool {
+        self.pending_since
+            .is_some_and(|since| since.plus_seconds(PENDING_ATTACH_SECONDS) <= now)
+    }
 }
 
 /// A sliding-window send counter: the times of the sends it still counts.

@@ -259,6 +259,13 @@ pub enum Write {
         owner: Owner,
         expect: Expect,
     },
+    /// The identifier's first verification: its owner stops being pending, on condition that it
+    /// is still the method's (the owner need not have been read).
+    ConfirmOwner {
+        app_id: AppId,
+        identifier: Identifier,
+        method_id: MethodId,
+    },
     DeleteOwner {
         app_id: AppId,
         identifier: Identifier,
@@ -329,6 +336,9 @@ impl Write {
                 identifier: owner.identifier.clone(),
             },
             Write::DeleteOwner {
+                app_id, identifier, ..
+            }
+            | Write::ConfirmOwner {
                 app_id, identifier, ..
             } => Key::Owner {
                 app_id: app_id.clone(),

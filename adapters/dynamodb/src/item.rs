@@ -706,7 +706,7 @@ pub(crate) fn codes_from(item: &Item) -> Result<Versioned<Codes>, StoreError> {
 
 /// The owner item of an identifier (`APP#<app>#IDENT#<identifier>`, `IDENT`), at revision `rev`.
 pub(crate) fn owner_item(owner: &Owner, rev: u64) -> Item {
-    with_key(
+    let mut item = with_key(
         keys::owner(&owner.app_id, &owner.identifier),
         keys::OWNER_SK,
         vec![
@@ -716,8 +716,17 @@ pub(crate) fn owner_item(owner: &Owner, rev: u64) -> Item {
             ("method_id", s(owner.method_id.as_str())),
             (keys::REV, n(rev)),
         ],
-    )
+    );
+    insert_opt(
+        &mut item,
+        PENDING_SINCE,
+        owner.pending_since.map(|at| n(at.0)),
+    );
+    item
 }
+
+/// An owner item's attribute while its identifier is attached and unverified.
+pub(crate) const PENDING_SINCE: &str = "pending_since";
 
 pub(crate) fn owner_from(item: &Item) -> Result<Versioned<Owner>, StoreError> {
     let f = Fields::new(item, "owner");
@@ -727,6 +736,7 @@ pub(crate) fn owner_from(item: &Item) -> Result<Versioned<Owner>, StoreError> {
             identifier: f.parsed("identifier", keys::parse_identifier_key)?,
             user_id: f.parsed("user_id", UserId::parse)?,
             method_id: f.parsed("method_id", MethodId::parse)?,
+            pending_since: f.opt_timestamp(PENDING_SINCE)?,
         },
         rev_of(&f)?,
     ))
@@ -1225,11 +1235,21 @@ mod tests {
             identifier: email(),
             user_id: user.id.clone(),
             method_id: user.method_ids()[1].clone(),
+            pending_since: None,
         };
         let item = owner_item(&owner, 2);
         assert_eq!(
             owner_from(&item).expect("parse"),
             Versioned::new(owner.clone(), 2)
+        );
+        assert!(!item.contains_key(PENDING_SINCE));
+        let pending = Owner {
+            pending_since: Some(AT),
+            ..owner.clone()
+        };
+        assert_eq!(
+            owner_from(&owner_item(&pending, 1)).expect("parse"),
+            Versioned::new(pending, 1)
         );
         assert_eq!(
             key_of(&item),
@@ -1337,6 +1357,7 @@ mod tests {
             identifier: phone(),
             user_id: user.id.clone(),
             method_id: method.clone(),
+            pending_since: None,
         };
         let codes = Codes {
             app_id: user.app_id.clone(),

@@ -113,6 +113,15 @@ fn op_for(write: &Write) -> Result<TxOp, StoreError> {
         .value(":method", s(challenge.method_id.as_str()))
         .value(":ttl", item::codes_ttl(challenge.expires_at))
         .value(":one", n(1)),
+        Write::ConfirmOwner { method_id, .. } => {
+            TxOp::update(key, "REMOVE #pending ADD #rev :one")
+                .when("#method = :method")
+                .name("#pending", item::PENDING_SINCE)
+                .name("#method", "method_id")
+                .name("#rev", keys::REV)
+                .value(":method", s(method_id.as_str()))
+                .value(":one", n(1))
+        }
         Write::TestIdentifierValid { id, now, .. } => TxOp::check(
             key,
             "attribute_exists(#pk) AND #id = :id AND #valid_until > :now",
@@ -276,6 +285,7 @@ mod tests {
             identifier: shared::identifiers::Identifier::parse("ann@example.com").expect("valid"),
             method_id: MethodId::Email(EmailId::generate_in(r, user_id.home())),
             user_id,
+            pending_since: None,
         }
     }
 

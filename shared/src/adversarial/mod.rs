@@ -12,6 +12,9 @@
 //! and `rt-multi-thread`. Each behaviour makes its own fresh store ([`Backend::fresh`]), so the
 //! tests run in parallel and in any order.
 //!
+//! - `accounts`: an attacker attaching a victim's number to their own user and never verifying
+//!   it (the victim's login makes the victim's own user), and a first verification on a user
+//!   with another method revoking its other sessions (`reset_sessions`).
 //! - `concurrency`: racing requests (100 right codes, 100 wrong codes, guesses over several
 //!   codes against the user lock, login_or_create of one identifier, sends against the rate
 //!   limits, deletes of an app's last two secrets, a user deleted while it authenticates), each
@@ -41,6 +44,7 @@ use async_trait::async_trait;
 use crate::memory::MemoryStore;
 use crate::ports::{AppStore, ConfigStore, LoginStore};
 
+pub mod accounts;
 pub mod concurrency;
 pub mod faults;
 pub mod input;
@@ -239,6 +243,10 @@ macro_rules! adversarial_tests {
             concurrency::rate_limits_count_on_every_counter_or_on_none,
             concurrency::concurrent_deletes_of_the_last_two_secrets_keep_one,
             concurrency::a_user_deleted_while_it_authenticates_keeps_no_session,
+
+            accounts::an_attached_unverified_number_does_not_route_the_victims_login,
+            accounts::a_taken_attachment_cannot_be_verified_by_its_former_user,
+            accounts::a_first_verification_on_an_existing_user_resets_its_other_sessions,
 
             replay::a_used_code_is_refused,
             replay::an_expired_code_is_refused_even_when_right,

@@ -196,7 +196,7 @@ async fn authenticate_otp(
         "session_jwt": jwt,
         "session": session,
         "user": user_view(&outcome.user, now),
-        "reset_sessions": false,
+        "reset_sessions": outcome.reset_sessions,
     }))
 }
 

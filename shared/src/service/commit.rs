@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::identifiers::Identifier;
 use crate::ids::{AppId, Home, MethodId, RequestId};
 use crate::model::{Codes, Owner, SendCounter, Session, TestIdentifier, User};
-use crate::ports::{CommitError, CommitToken, Key, Record, Versioned, Write};
+use crate::ports::{CommitError, CommitToken, HomeRecords, Key, Record, Versioned, Write};
 use crate::service::Deps;
 
 /// Decisions a request may take before it gives up as contended (503): each lost race costs one
@@ -20,6 +20,8 @@ pub const MAX_DECISIONS: u32 = 50;
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     records: HashMap<Key, Option<Record>>,
+    /// Homes read whole (`load_home`): all their sessions are in `records`.
+    homes: std::collections::HashSet<(AppId, Home)>,
 }
 
 impl Snapshot {
@@ -37,6 +39,45 @@ impl Snapshot {
     /// Adds what another read found.
     pub fn merge(&mut self, other: Snapshot) {
         self.records.extend(other.records);
+        self.homes.extend(other.homes);
+    }
+
+    /// What `load_home` found: the user, the codes and every session of the home.
+    pub fn put_home(&mut self, app_id: &AppId, home: Home, records: HomeRecords) {
+        self.set(
+            Key::User {
+                app_id: app_id.clone(),
+                home,
+            },
+            records.user.map(Record::User),
+        );
+        for codes in records.codes {
+            self.put(Record::Codes(codes));
+        }
+        for session in records.sessions {
+            self.put(Record::Session(session));
+        }
+        self.homes.insert((app_id.clone(), home));
+    }
+
+    /// Every session of a home, if the home was read whole.
+    pub fn sessions_of(&self, app_id: &AppId, home: Home) -> Option<Vec<&Versioned<Session>>> {
+        if !self.homes.contains(&(app_id.clone(), home)) {
+            return None;
+        }
+        Some(
+            self.records
+                .iter()
+                .filter_map(|(key, record)| match (key, record) {
+                    (Key::Session { app_id: a, home: h, .. }, Some(Record::Session(s)))
+                        if a == app_id && *h == home =>
+                    {
+                        Some(s)
+                    }
+                    _ => None,
+                })
+                .collect(),
+        )
     }
 
     pub fn extend(&mut self, keys: &[Key], loaded: Vec<Option<Record>>) {
@@ -130,11 +171,20 @@ impl Snapshot {
 }
 
 /// What a request decided: the writes to commit (none: answer at once), and the answer to give
-/// once they are committed.
+/// once they are committed; or that it needs more records to decide (`need`).
 #[derive(Debug)]
 pub struct Decision<T> {
     pub writes: Vec<Write>,
     pub answer: Result<T, Error>,
+    pub need: Option<Need>,
+}
+
+/// Records a decision needs that the request did not read (rare paths: a read more).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    Keys(Vec<Key>),
+    /// Everything in a user's home (its sessions among it).
+    Home { app_id: AppId, home: Home },
 }
 
 impl<T> Decision<T> {
@@ -143,11 +193,25 @@ impl<T> Decision<T> {
         Decision {
             writes: Vec::new(),
             answer: Err(error),
+            need: None,
         }
     }
 
     pub fn commit(writes: Vec<Write>, answer: Result<T, Error>) -> Self {
-        Decision { writes, answer }
+        Decision {
+            writes,
+            answer,
+            need: None,
+        }
+    }
+
+    /// Decide again once these records are read.
+    pub fn need(need: Need) -> Self {
+        Decision {
+            writes: Vec::new(),
+            answer: Err(Error::Internal("a decision's records were not read".into())),
+            need: Some(need),
+        }
     }
 }
 
@@ -172,6 +236,15 @@ pub async fn decide_and_commit<T>(
 ) -> Result<(Result<T, Error>, Vec<Write>), Unanswered<T>> {
     for attempt in 0..MAX_DECISIONS {
         let decision = decide(snapshot);
+        if let Some(need) = decision.need {
+            if let Err(error) = read(deps, snapshot, need).await {
+                return Err(Unanswered {
+                    error,
+                    decision: None,
+                });
+            }
+            continue;
+        }
         if decision.writes.is_empty() {
             return Ok((decision.answer, Vec::new()));
         }
@@ -198,6 +271,21 @@ pub async fn decide_and_commit<T>(
         error: Error::ServiceUnavailable,
         decision: None,
     })
+}
+
+/// Reads what a decision needs into `snapshot`.
+async fn read(deps: &Deps, snapshot: &mut Snapshot, need: Need) -> Result<(), Error> {
+    match need {
+        Need::Keys(keys) => {
+            let loaded = deps.login.load(&keys).await?;
+            snapshot.extend(&keys, loaded);
+        }
+        Need::Home { app_id, home } => {
+            let records = deps.login.load_home(&app_id, home).await?;
+            snapshot.put_home(&app_id, home, records);
+        }
+    }
+    Ok(())
 }
 
 /// A commit that failed without a clear answer (the store was unavailable, or the answer was

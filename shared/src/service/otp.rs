@@ -203,6 +203,8 @@ pub struct AuthenticateOutcome {
     pub user: User,
     pub method_id: MethodId,
     pub session: Option<IssuedSession>,
+    /// The user's other sessions were revoked (a first verification, see `decide_authenticate`).
+    pub reset_sessions: bool,
 }
 
 /// Checks a code: one batched read (the method's user and codes, the session to extend), one
@@ -309,9 +311,13 @@ pub async fn authenticate(
         None => None,
     };
     tracing::info!(app_id = %app_id, user_id = %plan.user.id, method_id = %method_id, "code authenticated");
+    if plan.reset_sessions {
+        tracing::info!(app_id = %app_id, user_id = %plan.user.id, "other sessions revoked at a method's first verification");
+    }
     Ok(AuthenticateOutcome {
         user: plan.user,
         method_id,
         session,
+        reset_sessions: plan.reset_sessions,
     })
 }

@@ -62,6 +62,7 @@ pub fn owner_of(user: &User, index: usize) -> Owner {
         identifier: user.identifier_of(&method_id).expect("the user's method"),
         user_id: user.id.clone(),
         method_id,
+        pending_since: None,
     }
 }
 

@@ -12,10 +12,10 @@ use crate::ids::{AppId, MethodId};
 use crate::model::{
     AuthenticationFactor, Codes, PASSWORD_WRITE_SCOPE, Session, SessionAttributes, User,
 };
-use crate::ports::{Expect, Key, Write};
+use crate::ports::{Expect, Key, Record, Write};
 use crate::random::Random;
 use crate::service::Limits;
-use crate::service::commit::{Decision, Snapshot};
+use crate::service::commit::{Decision, Need, Snapshot};
 use crate::service::decide::retry_after;
 use crate::service::sessions::{self, SessionGrant};
 
@@ -46,13 +46,15 @@ pub struct AuthenticateContext<'a> {
     pub now: Timestamp,
 }
 
-/// A right code's result: the user as the commit left it, and the session made or extended
-/// with its token (empty when the caller extended by JWT alone).
+/// A right code's result: the user as the commit left it, the session made or extended with its
+/// token (empty when the caller extended by JWT alone), and whether the user's other sessions
+/// were revoked (`reset_sessions`).
 #[derive(Debug, Clone)]
 pub struct AuthenticatePlan {
     pub user: User,
     pub method_id: MethodId,
     pub session: Option<(Session, String)>,
+    pub reset_sessions: bool,
 }
 
 /// Everything an authenticate reads, in one batch: the method's user and codes (both in the
@@ -193,6 +195,43 @@ pub fn decide_authenticate(
         );
     }
 
+    // The first verification of a method of a user who already had another one (and so may have
+    // sessions, made through that one): the user's other sessions are revoked, as whoever made
+    // them may not hold this method. Its home is read whole for it (a read more, on this path
+    // only).
+    let first_verification = !user.value.is_verified(method_id);
+    let mut revoked = Vec::new();
+    if first_verification && user.value.has_other_verified(method_id) {
+        let home = user.value.id.home();
+        let Some(sessions) = snapshot.sessions_of(ctx.app_id, home) else {
+            return Decision::need(Need::Home {
+                app_id: ctx.app_id.clone(),
+                home,
+            });
+        };
+        let extended = match extend {
+            Some(ExtendRef::Session(key)) => Some(key),
+            _ => None,
+        };
+        revoked = sessions
+            .into_iter()
+            .filter(|s| s.value.user_id == user.value.id && s.value.is_live(now))
+            .filter(|s| extended != Some(&Record::Session((*s).clone()).key()))
+            .map(|s| Write::DeleteSession {
+                app_id: ctx.app_id.clone(),
+                home,
+                token_hash: s.value.token_hash,
+                expect: Expect::Rev(s.rev),
+            })
+            .collect();
+    }
+    // The identifier was taken from this user meanwhile (its owner record says so).
+    if let Some(owner) = snapshot.owner(ctx.app_id, &identifier)
+        && owner.is_none_or(|o| &o.value.method_id != method_id)
+    {
+        return Decision::refuse(not_found());
+    }
+
     if let Some(c) = spent.current.as_mut() {
         c.consumed = true;
     }
@@ -200,7 +239,7 @@ pub fn decide_authenticate(
     let grant = SessionGrant {
         factor: AuthenticationFactor {
             method_id: method_id.clone(),
-            identifier,
+            identifier: identifier.clone(),
             last_authenticated_at: now,
         },
         scopes: if current.grant_change_password {
@@ -256,12 +295,23 @@ pub fn decide_authenticate(
     if let TestCode::Valid(check) = test {
         writes.push(check);
     }
+    if first_verification {
+        // No longer pending: the identifier now routes logins to this user.
+        writes.push(Write::ConfirmOwner {
+            app_id: ctx.app_id.clone(),
+            identifier: identifier.clone(),
+            method_id: method_id.clone(),
+        });
+    }
+    let reset_sessions = !revoked.is_empty();
+    writes.extend(revoked);
     Decision::commit(
         writes,
         Ok(AuthenticatePlan {
             user: after,
             method_id: method_id.clone(),
             session,
+            reset_sessions,
         }),
     )
 }

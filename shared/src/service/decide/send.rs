@@ -16,7 +16,7 @@ use crate::ports::{
 };
 use crate::random::{Random, random_digits};
 use crate::service::Limits;
-use crate::service::commit::{Decision, Snapshot};
+use crate::service::commit::{Decision, Need, Snapshot};
 use crate::service::decide::rate::{self, CounterRule, Limit};
 use crate::service::decide::retry_after;
 use crate::templates::{Placeholders, render};
@@ -112,10 +112,12 @@ pub struct Undo {
 pub enum Made {
     /// Only a new code for a method that had one before (or had none).
     Code,
-    /// A new user with this one method.
+    /// A new user with this one method (`owner_rev`: its owner record's revision after the
+    /// commit).
     User {
         user_id: UserId,
         identifier: Identifier,
+        owner_rev: u64,
     },
     /// The method, added to an existing user (`before` is the user as it was, and `rev` its
     /// revision after the commit).
@@ -123,6 +125,7 @@ pub enum Made {
         before: User,
         rev: u64,
         identifier: Identifier,
+        owner_rev: u64,
     },
 }
 
@@ -268,10 +271,18 @@ fn email_template<'a>(
 enum Recipient<'a> {
     /// A user that holds the identifier (read through its owner record only).
     Existing(&'a Versioned<Owner>),
-    /// No user holds it: `login_or_create` makes one.
-    NewUser { pending: bool },
-    /// `send` to a target user that does not hold it yet.
-    AddTo(&'a Versioned<User>),
+    /// No user holds it for a login: `login_or_create` makes one (`taken` is the identifier's
+    /// owner record when another user holds it attached but unverified: it is taken from them).
+    NewUser {
+        pending: bool,
+        taken: Option<&'a Versioned<Owner>>,
+    },
+    /// `send` to a target user that does not hold it yet (`taken`: an abandoned attachment of
+    /// another user).
+    AddTo {
+        target: &'a Versioned<User>,
+        taken: Option<&'a Versioned<Owner>>,
+    },
 }
 
 fn find_recipient<'a>(
@@ -285,30 +296,97 @@ fn find_recipient<'a>(
     let owner = snapshot
         .owner(app_id, identifier)
         .ok_or_else(|| Error::Internal("the identifier's owner was not read".into()))?;
+    let not_found = || match identifier {
+        Identifier::Phone(_) => Error::PhoneNumberNotFound,
+        Identifier::Email(_) => Error::EmailNotFound,
+    };
     match &request.mode {
+        // An identifier attached to a user but not verified routes nobody's login to that user:
+        // the login makes its own user, taking the identifier.
         SendMode::LoginOrCreate {
             create_user_as_pending,
         } => Ok(match owner {
-            Some(owner) => Recipient::Existing(owner),
-            None => Recipient::NewUser {
+            Some(owner) if !owner.value.is_pending() => Recipient::Existing(owner),
+            taken => Recipient::NewUser {
                 pending: *create_user_as_pending,
+                taken,
             },
         }),
-        SendMode::Send { target: None } => owner.map(Recipient::Existing).ok_or(match identifier {
-            Identifier::Phone(_) => Error::PhoneNumberNotFound,
-            Identifier::Email(_) => Error::EmailNotFound,
-        }),
+        SendMode::Send { target: None } => match owner {
+            Some(owner) if !owner.value.is_pending() => Ok(Recipient::Existing(owner)),
+            _ => Err(not_found()),
+        },
         SendMode::Send { target: Some(_) } => {
             let target_user = target_user(ctx, target, snapshot)?;
             match owner {
                 Some(owner) if owner.value.user_id == target_user.value.id => {
                     Ok(Recipient::Existing(owner))
                 }
+                Some(owner) if owner.value.is_abandoned(ctx.now) => Ok(Recipient::AddTo {
+                    target: target_user,
+                    taken: Some(owner),
+                }),
                 Some(_) => Err(duplicate(identifier)),
-                None => Ok(Recipient::AddTo(target_user)),
+                None => Ok(Recipient::AddTo {
+                    target: target_user,
+                    taken: None,
+                }),
             }
         }
     }
+}
+
+/// The keys a send needs after its first read: the user an identifier is taken from (its
+/// owner record says who). Empty when the first read was enough.
+pub fn keys_to_load_next(
+    app_id: &AppId,
+    request: &SendRequest,
+    snapshot: &Snapshot,
+    now: Timestamp,
+) -> Vec<Key> {
+    let Some(Some(owner)) = snapshot.owner(app_id, &request.identifier) else {
+        return Vec::new();
+    };
+    let taken = match &request.mode {
+        SendMode::LoginOrCreate { .. } => owner.value.is_pending(),
+        SendMode::Send { target: Some(_) } => owner.value.is_abandoned(now),
+        SendMode::Send { target: None } => false,
+    };
+    let key = Key::User {
+        app_id: app_id.clone(),
+        home: owner.value.user_id.home(),
+    };
+    if taken && snapshot.get(&key).is_none() {
+        vec![key]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The writes that take an identifier from the user it was attached to unverified: the method
+/// goes from that user (as read), with its codes.
+fn take_from(
+    snapshot: &Snapshot,
+    taken: &Versioned<Owner>,
+) -> Result<Vec<Write>, Error> {
+    let owner = &taken.value;
+    let user = snapshot
+        .user(&owner.app_id, owner.user_id.home())
+        .ok_or_else(|| Error::Internal("the user an identifier is taken from was not read".into()))?;
+    let mut writes = vec![Write::DeleteCodes {
+        app_id: owner.app_id.clone(),
+        method_id: owner.method_id.clone(),
+        expect: Expect::Any,
+    }];
+    if let Some(user) = user.filter(|u| u.value.id == owner.user_id) {
+        let mut without = user.value.clone();
+        without.remove_method(&owner.method_id);
+        writes.push(Write::PutUser {
+            user: without,
+            expect: Expect::Rev(user.rev),
+        });
+    }
+    Ok(writes)
 }
 
 /// The user a `send` with `user_id`, `session_token` or `session_jwt` names.
@@ -365,6 +443,10 @@ pub fn decide_send(
     target: Option<&TargetRef>,
     snapshot: &Snapshot,
 ) -> Decision<SendPlan> {
+    let next = keys_to_load_next(&ctx.app.app.id, request, snapshot, ctx.now);
+    if !next.is_empty() {
+        return Decision::need(Need::Keys(next));
+    }
     match decide(ctx, request, target, snapshot) {
         Ok((writes, plan)) => Decision::commit(writes, Ok(plan)),
         Err(error @ Error::TooManyRequests { .. }) => {
@@ -435,8 +517,8 @@ fn decide(
                 return Err(error);
             }
         }
-        Recipient::AddTo(user) => {
-            if let Some(error) = locked(&user.value, now) {
+        Recipient::AddTo { target, .. } => {
+            if let Some(error) = locked(&target.value, now) {
                 return Err(error);
             }
         }
@@ -512,15 +594,21 @@ fn decide(
         },
         expect: Expect::Absent,
     };
-    let new_owner = |user_id: &UserId, method_id: &MethodId| Write::PutOwner {
+    // A new owner record: over the one taken (at its revision), or where there was none.
+    let new_owner = |user_id: &UserId,
+                     method_id: &MethodId,
+                     pending_since: Option<Timestamp>,
+                     taken: Option<&Versioned<Owner>>| Write::PutOwner {
         owner: Owner {
             app_id: app_id.clone(),
             identifier: identifier.clone(),
             user_id: user_id.clone(),
             method_id: method_id.clone(),
+            pending_since,
         },
-        expect: Expect::Absent,
+        expect: taken.map_or(Expect::Absent, |t| Expect::Rev(t.rev)),
     };
+    let owner_rev = |taken: Option<&Versioned<Owner>>| taken.map_or(1, |t| t.rev + 1);
 
     let (user_id, method_id, made) = match recipient {
         Recipient::Existing(owner) => {
@@ -544,7 +632,10 @@ fn decide(
             });
             (user_id.clone(), method_id.clone(), Made::Code)
         }
-        Recipient::NewUser { pending } => {
+        Recipient::NewUser { pending, taken } => {
+            if let Some(taken) = taken {
+                writes.extend(take_from(snapshot, taken)?);
+            }
             let mut user = User {
                 id: UserId::generate(ctx.random),
                 app_id: app_id.clone(),
@@ -561,7 +652,7 @@ fn decide(
             };
             let method_id = new_method_id(ctx.random, &user, identifier);
             user.add_method(method_id.clone(), identifier.clone());
-            writes.push(new_owner(&user.id, &method_id));
+            writes.push(new_owner(&user.id, &method_id, None, taken));
             writes.push(first_code(challenge_for(&user.id, &method_id)));
             let user_id = user.id.clone();
             writes.push(Write::PutUser {
@@ -571,15 +662,20 @@ fn decide(
             let made = Made::User {
                 user_id: user_id.clone(),
                 identifier: identifier.clone(),
+                owner_rev: owner_rev(taken),
             };
             (user_id, method_id, made)
         }
-        Recipient::AddTo(target) => {
+        Recipient::AddTo { target, taken } => {
+            if let Some(taken) = taken {
+                writes.extend(take_from(snapshot, taken)?);
+            }
             let before = target.value.clone();
             let method_id = new_method_id(ctx.random, &before, identifier);
             let mut user = before.clone();
             user.add_method(method_id.clone(), identifier.clone());
-            writes.push(new_owner(&user.id, &method_id));
+            // Attached, and pending until the user verifies it.
+            writes.push(new_owner(&user.id, &method_id, Some(now), taken));
             writes.push(first_code(challenge_for(&user.id, &method_id)));
             let user_id = user.id.clone();
             writes.push(Write::PutUser {
@@ -590,6 +686,7 @@ fn decide(
                 before,
                 rev: target.rev + 1,
                 identifier: identifier.clone(),
+                owner_rev: owner_rev(taken),
             };
             (user_id, method_id, made)
         }
@@ -684,15 +781,19 @@ pub fn decide_undo(undo: &Undo, snapshot: &Snapshot, landed: bool) -> Decision<(
     if let Some(codes) = codes.filter(|_| found) {
         let mut left = codes.value.clone();
         left.take_out(&undo.challenge_id);
-        let (made_user, made_identifier) = match &undo.made {
-            Made::Code => (None, None),
+        let (made_user, made_identifier, made_owner_rev) = match &undo.made {
+            Made::Code => (None, None, 0),
             Made::User {
                 user_id,
                 identifier,
-            } => (Some(user_id), Some(identifier)),
+                owner_rev,
+            } => (Some(user_id), Some(identifier), *owner_rev),
             Made::Method {
-                before, identifier, ..
-            } => (Some(&before.id), Some(identifier)),
+                before,
+                identifier,
+                owner_rev,
+                ..
+            } => (Some(&before.id), Some(identifier), *owner_rev),
         };
         // Nobody else's code for what the send made: it goes.
         let remove_made = left.is_empty() && made_identifier.is_some();
@@ -710,7 +811,9 @@ pub fn decide_undo(undo: &Undo, snapshot: &Snapshot, landed: bool) -> Decision<(
         }
         if let (true, Some(user_id), Some(identifier)) = (remove_made, made_user, made_identifier) {
             let owner_unchanged = match snapshot.owner(app_id, identifier) {
-                Some(Some(owner)) => owner.rev == 1 && owner.value.method_id == undo.method_id,
+                Some(Some(owner)) => {
+                    owner.rev == made_owner_rev && owner.value.method_id == undo.method_id
+                }
                 Some(None) => false,
                 None => true,
             };
@@ -723,7 +826,7 @@ pub fn decide_undo(undo: &Undo, snapshot: &Snapshot, landed: bool) -> Decision<(
                         None => true,
                     };
                     if owner_unchanged && user_unchanged {
-                        writes.push(owner_delete(undo, identifier));
+                        writes.push(owner_delete(undo, identifier, made_owner_rev));
                         writes.push(Write::DeleteUser {
                             app_id: app_id.clone(),
                             user_id: user_id.clone(),
@@ -744,7 +847,7 @@ pub fn decide_undo(undo: &Undo, snapshot: &Snapshot, landed: bool) -> Decision<(
                         _ => (Some(before.clone()), Expect::Rev(*rev)),
                     };
                     if owner_unchanged && let Some(user) = without {
-                        writes.push(owner_delete(undo, identifier));
+                        writes.push(owner_delete(undo, identifier, made_owner_rev));
                         writes.push(Write::PutUser { user, expect });
                     }
                 }
@@ -764,11 +867,11 @@ pub fn decide_undo(undo: &Undo, snapshot: &Snapshot, landed: bool) -> Decision<(
     Decision::commit(writes, Ok(()))
 }
 
-fn owner_delete(undo: &Undo, identifier: &Identifier) -> Write {
+fn owner_delete(undo: &Undo, identifier: &Identifier, rev: u64) -> Write {
     Write::DeleteOwner {
         app_id: undo.app_id.clone(),
         identifier: identifier.clone(),
-        expect: Expect::Rev(1),
+        expect: Expect::Rev(rev),
     }
 }
 

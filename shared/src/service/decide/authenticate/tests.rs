@@ -4,7 +4,8 @@ use super::*;
 use crate::crypto::new_session_token;
 use crate::identifiers::{Identifier, PhoneNumber};
 use crate::ids::{ChallengeId, ConfigId, PhoneId, SessionId, TestIdentifierId, UserId};
-use crate::model::{Challenge, Channel, Lock, TestIdentifier, UserStatus};
+use crate::model::{Challenge, Channel, Codes, Lock, TestIdentifier, UserStatus};
+use crate::service::commit::Need;
 use crate::ports::{Record, Versioned};
 use crate::random::SeededRandom;
 
@@ -169,6 +170,7 @@ fn a_right_code_spends_the_code_verifies_the_method_and_starts_a_session() {
             expect: session_expect,
             ..
         },
+        Write::ConfirmOwner { method_id, .. },
     ] = decision.writes.as_slice()
     else {
         panic!("{:?}", decision.writes)
@@ -177,11 +179,115 @@ fn a_right_code_spends_the_code_verifies_the_method_and_starts_a_session() {
     assert_eq!(*code_expect, Expect::Rev(2));
     assert_eq!(*user_expect, Expect::Rev(4));
     assert_eq!(*session_expect, Expect::Absent);
+    assert_eq!(
+        method_id, &world.method_id,
+        "a first verification ends the identifier's pending attachment"
+    );
+    assert!(!plan.reset_sessions, "a user's only method: nobody else's sessions");
 
     // Without a duration: no session.
     let decision = world.decide("123456", None, None, &snapshot);
     assert!(decision.answer.unwrap().session.is_none());
-    assert_eq!(decision.writes.len(), 2);
+    assert_eq!(decision.writes.len(), 3);
+
+    // Verified already: no owner write.
+    let mut verified = world.user.clone();
+    verified.value.record_success(&world.method_id);
+    let snapshot = world.snapshot(Some(&verified), Some(world.code(0)));
+    let decision = world.decide("123456", None, None, &snapshot);
+    assert_eq!(decision.writes.len(), 2, "{:?}", decision.writes);
+}
+
+#[test]
+fn a_first_verification_on_a_user_with_another_verified_method_revokes_its_other_sessions() {
+    let world = World::new();
+    // The user's phone is verified (it has sessions through it); an email was attached.
+    let mut user = world.user.clone();
+    user.value.record_success(&world.method_id);
+    let home = user.value.id.home();
+    let email_id = MethodId::Email(crate::ids::EmailId::generate_in(&world.random, home));
+    user.value.add_method(
+        email_id.clone(),
+        Identifier::Email(crate::identifiers::EmailAddress::parse("ann@example.com").unwrap()),
+    );
+    let code = Challenge {
+        method_id: email_id.clone(),
+        ..world.code(0)
+    };
+    let mut snapshot = Snapshot::new();
+    snapshot.put(Record::User(user.clone()));
+    snapshot.put(Record::Codes(Versioned::new(
+        Codes {
+            app_id: world.app_id.clone(),
+            method_id: email_id.clone(),
+            current: Some(code),
+            previous: Vec::new(),
+        },
+        1,
+    )));
+    let request = AuthenticateRequest {
+        method_id: email_id.to_string(),
+        code: "123456".into(),
+        ..AuthenticateRequest::default()
+    };
+    let decide = |snapshot: &Snapshot| {
+        decide_authenticate(&world.ctx(), &request, &email_id, None, Some(30), snapshot)
+    };
+    let decision = decide(&snapshot);
+    assert_eq!(
+        decision.need,
+        Some(Need::Home {
+            app_id: world.app_id.clone(),
+            home
+        }),
+        "the user's sessions are read first"
+    );
+    assert!(decision.writes.is_empty());
+
+    let session = |n: u8, expires_in: i64| {
+        let mut s = crate::service::sessions::new_session(
+            &world.random,
+            &user.value,
+            crate::service::sessions::SessionGrant {
+                factor: AuthenticationFactor {
+                    method_id: world.method_id.clone(),
+                    identifier: user.value.identifier_of(&world.method_id).unwrap(),
+                    last_authenticated_at: NOW,
+                },
+                scopes: Vec::new(),
+                attributes: SessionAttributes::default(),
+            },
+            60,
+            Map::new(),
+            NOW.plus_seconds(-100),
+        )
+        .0;
+        s.token_hash = [n; 32];
+        s.expires_at = NOW.plus_seconds(expires_in);
+        Versioned::new(s, u64::from(n))
+    };
+    snapshot.put_home(
+        &world.app_id,
+        home,
+        crate::ports::HomeRecords {
+            user: Some(user.clone()),
+            codes: Vec::new(),
+            sessions: vec![session(1, 600), session(2, 600), session(3, -1)],
+        },
+    );
+    let decision = decide(&snapshot);
+    let plan = decision.answer.as_ref().expect("a success");
+    assert!(plan.reset_sessions);
+    let deleted: Vec<&Write> = decision
+        .writes
+        .iter()
+        .filter(|w| matches!(w, Write::DeleteSession { .. }))
+        .collect();
+    assert_eq!(deleted.len(), 2, "the live ones: {:?}", decision.writes);
+    assert!(
+        decision.writes.iter().any(|w| matches!(w, Write::PutSession { expect: Expect::Absent, .. })),
+        "the new session is made"
+    );
 }
 
 /// Table: the code's state, the user's, the code presented, and what is answered.

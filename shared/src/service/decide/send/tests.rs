@@ -5,6 +5,7 @@ use crate::identifiers::{EmailAddress, PhoneNumber};
 use crate::ids::{SecretId, TestIdentifierId};
 use crate::model::{App, Lock};
 use crate::ports::Record;
+use crate::service::commit::Need;
 use crate::random::SeededRandom;
 use crate::service::SendLimits;
 
@@ -108,6 +109,7 @@ impl World {
             identifier: identifier.clone(),
             user_id: user.id.clone(),
             method_id,
+            pending_since: None,
         };
         (Versioned::new(user, 3), Versioned::new(owner, 1))
     }
@@ -208,6 +210,7 @@ fn a_new_identifier_makes_a_user_its_owner_and_its_first_code_and_counts_the_sen
         Made::User {
             user_id: plan.outcome.user_id.clone(),
             identifier: phone(),
+            owner_rev: 1,
         }
     );
 }
@@ -581,6 +584,90 @@ fn send_with_a_target_adds_the_identifier_or_refuses_another_users() {
 }
 
 #[test]
+fn an_identifier_attached_but_unverified_routes_no_login_to_its_user() {
+    let world = World::new();
+    // The attacker's user holds the victim's number, attached by a send and never verified.
+    let (attacker, mut attached) = world.user(&phone());
+    attached.value.pending_since = Some(NOW.plus_seconds(-60));
+    attached.rev = 2;
+    let request = login_or_create(phone());
+    let mut snapshot = world.empty(&request, None);
+    snapshot.put(Record::Owner(attached.clone()));
+    let decision = world.decide(&request, None, &snapshot);
+    let attacker_key = Key::User {
+        app_id: world.app_id(),
+        home: attacker.value.id.home(),
+    };
+    assert_eq!(
+        decision.need,
+        Some(Need::Keys(vec![attacker_key])),
+        "the user it is taken from is read first"
+    );
+    snapshot.put(Record::User(attacker.clone()));
+    let (writes, plan) = committed(world.decide(&request, None, &snapshot));
+    assert!(plan.outcome.user_created, "the victim gets a user of their own");
+    assert_ne!(plan.outcome.user_id, attacker.value.id);
+    assert!(writes.contains(&Write::DeleteCodes {
+        app_id: world.app_id(),
+        method_id: attached.value.method_id.clone(),
+        expect: Expect::Any,
+    }));
+    let Some(Write::PutUser { user, expect }) = writes
+        .iter()
+        .find(|w| matches!(w, Write::PutUser { user, .. } if user.id == attacker.value.id))
+    else {
+        panic!("the method leaves the attacker's user: {writes:?}")
+    };
+    assert_eq!(*expect, Expect::Rev(3));
+    assert!(user.phone_numbers.is_empty());
+    let Some(Write::PutOwner { owner, expect }) =
+        writes.iter().find(|w| matches!(w, Write::PutOwner { .. }))
+    else {
+        panic!("the owner record changes hands: {writes:?}")
+    };
+    assert_eq!(*expect, Expect::Rev(2));
+    assert_eq!(owner.user_id, plan.outcome.user_id);
+    assert_eq!(owner.pending_since, None, "a login's own identifier is not pending");
+    assert!(matches!(plan.undo.made, Made::User { owner_rev: 3, .. }));
+
+    // A send to it without a target finds nobody; to another target, it is taken until it
+    // is abandoned.
+    let mut send = request.clone();
+    send.mode = SendMode::Send { target: None };
+    assert!(matches!(
+        refused(world.decide(&send, None, &snapshot)),
+        Error::PhoneNumberNotFound
+    ));
+    let (other, _) = world.user(&email());
+    let target = TargetRef::User(other.value.id.clone());
+    send.mode = SendMode::Send {
+        target: Some(SendTarget::UserId(other.value.id.to_string())),
+    };
+    snapshot.put(Record::User(other.clone()));
+    assert!(matches!(
+        refused(world.decide(&send, Some(&target), &snapshot)),
+        Error::DuplicatePhoneNumber
+    ));
+    attached.value.pending_since = Some(NOW.plus_seconds(-crate::model::PENDING_ATTACH_SECONDS));
+    snapshot.put(Record::Owner(attached.clone()));
+    let (writes, plan) = committed(world.decide(&send, Some(&target), &snapshot));
+    assert_eq!(plan.outcome.user_id, other.value.id, "an abandoned attachment is free");
+    let Some(Write::PutOwner { owner, .. }) =
+        writes.iter().find(|w| matches!(w, Write::PutOwner { .. }))
+    else {
+        panic!("{writes:?}")
+    };
+    assert_eq!(owner.pending_since, Some(NOW), "attached: pending until verified");
+    // The attacker's own resend (to finish verifying) still reaches them.
+    send.mode = SendMode::Send {
+        target: Some(SendTarget::UserId(attacker.value.id.to_string())),
+    };
+    let target = TargetRef::User(attacker.value.id.clone());
+    let (_, plan) = committed(world.decide(&send, Some(&target), &snapshot));
+    assert_eq!(plan.outcome.method_id, attached.value.method_id);
+}
+
+#[test]
 fn the_signup_template_is_for_new_users_and_the_login_template_for_known_ones() {
     let mut world = World::new();
     let template = |subject: &str| Template {
@@ -779,6 +866,7 @@ fn kind(write: &Write) -> &'static str {
         Write::UserUnlocked { .. } => "UserUnlocked",
         Write::PutOwner { .. } => "PutOwner",
         Write::DeleteOwner { .. } => "DeleteOwner",
+        Write::ConfirmOwner { .. } => "ConfirmOwner",
         Write::Check { .. } => "Check",
         Write::PutCodes { .. } => "PutCodes",
         Write::ReplaceCode { .. } => "ReplaceCode",
