@@ -39,7 +39,8 @@ use crate::ids::{
 };
 use crate::model::{
     App, AppSecret, AuthenticationFactor, Challenge, Channel, Codes, Lock, LoginConfig, Owner,
-    SendCounter, Session, SessionAttributes, Template, TestIdentifier, User, UserStatus,
+    SendCounter, Session, SessionAttributes, SmsBudgets, Tally, Template, TestIdentifier, User,
+    UserStatus,
 };
 use crate::ports::{
     AppStore, CommitError, CommitToken, ConfigStore, Conflict, Expect, HomeRecords, Key,
@@ -116,6 +117,11 @@ fn config_of(app_id: &AppId, channel: Channel, is_default: bool, at: Timestamp) 
             Channel::Sms => Some("Contract".to_owned()),
             Channel::Email => None,
         },
+        webotp_domain: match channel {
+            Channel::Sms => Some("login.example.com".to_owned()),
+            Channel::Email => None,
+        },
+        android_app_hash: None,
         grant_change_password: false,
         code_length: 6,
         expiration_minutes: 2,
@@ -396,12 +402,27 @@ pub async fn app_load_app(store: &dyn AllStores) {
         .put_sms_countries(&app.id, Some(vec!["1".into(), "44".into()]))
         .await
         .expect("put_sms_countries");
+    let budgets = SmsBudgets {
+        prefix_digits: 6,
+        verification_floor: None,
+        ..SmsBudgets::default()
+    };
+    assert_eq!(store.get_sms_budgets(&app.id).await.expect("get"), None);
+    store
+        .put_sms_budgets(&app.id, &budgets)
+        .await
+        .expect("put_sms_budgets");
+    assert_eq!(
+        store.get_sms_budgets(&app.id).await.expect("get"),
+        Some(budgets)
+    );
     let data = store
         .load_app(&app.id)
         .await
         .expect("load_app")
         .expect("app");
     assert_eq!(data.sms_countries, Some(vec!["1".into(), "44".into()]));
+    assert_eq!(data.sms_budgets, Some(budgets));
     assert_eq!(
         store
             .load_app(&AppId::generate(rnd()))
@@ -1415,7 +1436,10 @@ pub async fn login_confirm_owner(store: &dyn LoginStore) {
         identifier: pending.identifier.clone(),
         method_id: method_id.clone(),
     };
-    assert_eq!(conflicts(store, vec![confirm(&method_id)]).await[0].current, None);
+    assert_eq!(
+        conflicts(store, vec![confirm(&method_id)]).await[0].current,
+        None
+    );
     committed(
         store,
         vec![Write::PutOwner {
@@ -1444,6 +1468,85 @@ pub async fn login_confirm_owner(store: &dyn LoginStore) {
         load_one(store, &key).await,
         Some(Record::Owner(Versioned::new(confirmed, 3))),
         "confirming a confirmed owner changes nothing but the revision"
+    );
+}
+
+/// Tallies count blindly: within a limit (a full one fails the commit and comes back with its
+/// count), down but never below 0, unlimited; they are listed by name prefix and deleted.
+pub async fn login_tallies(store: &dyn LoginStore) {
+    let at = now();
+    let app_id = AppId::generate(rnd());
+    let tally = |name: &str, add: i64, limit: Option<u64>| Write::Tally {
+        app_id: app_id.clone(),
+        name: name.to_owned(),
+        add,
+        limit,
+        expires_at: at.plus_seconds(86_400),
+    };
+    let record = |name: &str, count: u64| {
+        Some(Record::Tally(Tally {
+            app_id: app_id.clone(),
+            name: name.to_owned(),
+            count,
+        }))
+    };
+    let key = |name: &str| Key::Tally {
+        app_id: app_id.clone(),
+        name: name.to_owned(),
+    };
+    assert_eq!(load_one(store, &key("sms#a")).await, None);
+    for _ in 0..3 {
+        committed(store, vec![tally("sms#a", 1, Some(3))]).await;
+    }
+    let full = conflicts(store, vec![tally("sms#a", 1, Some(3))]).await;
+    assert_eq!(full[0].current, record("sms#a", 3), "the limit holds");
+    committed(store, vec![tally("sms#a", -1, None)]).await;
+    committed(store, vec![tally("sms#a", 1, Some(3))]).await;
+    assert_eq!(load_one(store, &key("sms#a")).await, record("sms#a", 3));
+    let nothing = conflicts(store, vec![tally("sms#zero", 1, Some(0))]).await;
+    assert_eq!(nothing[0].current, None, "a limit of 0 admits nothing");
+    let below = conflicts(store, vec![tally("sms#b", -1, None)]).await;
+    assert_eq!(below[0].current, None, "never below 0");
+    committed(
+        store,
+        vec![tally("sms#b", 5, None), tally("verified#b", 2, None)],
+    )
+    .await;
+    let listed = store.list_tallies(&app_id, "sms#").await.expect("list");
+    assert_eq!(
+        listed,
+        vec![
+            Tally {
+                app_id: app_id.clone(),
+                name: "sms#a".into(),
+                count: 3
+            },
+            Tally {
+                app_id: app_id.clone(),
+                name: "sms#b".into(),
+                count: 5
+            },
+        ]
+    );
+    assert!(
+        store
+            .list_tallies(&AppId::generate(rnd()), "sms#")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    committed(
+        store,
+        vec![Write::DeleteTally {
+            app_id: app_id.clone(),
+            name: "sms#b".into(),
+        }],
+    )
+    .await;
+    assert_eq!(load_one(store, &key("sms#b")).await, None);
+    assert_eq!(
+        load_one(store, &key("verified#b")).await,
+        record("verified#b", 2)
     );
 }
 
@@ -1827,6 +1930,7 @@ where
     login_user_unlocked_condition(&*make().await).await;
     login_replace_codes(&*make().await).await;
     login_confirm_owner(&*make().await).await;
+    login_tallies(&*make().await).await;
     login_test_identifier_condition(&*make().await).await;
     login_load_home(&*make().await).await;
     login_touch_session(&*make().await).await;
@@ -1851,7 +1955,7 @@ macro_rules! store_contract_tests {
             test_identifier_uniqueness, sms_countries,
             login_load_every_record_kind, login_revisions_guard_writes,
             login_commit_is_all_or_nothing, login_commit_tokens_are_idempotent,
-            login_user_unlocked_condition, login_replace_codes, login_confirm_owner,
+            login_user_unlocked_condition, login_replace_codes, login_confirm_owner, login_tallies,
             login_test_identifier_condition, login_load_home, login_touch_session
         );
         $crate::store_contract_tests!(@by_arc $make;

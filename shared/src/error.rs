@@ -62,6 +62,14 @@ pub enum Error {
     #[error("too many codes requested; retry in {retry_after_seconds} seconds")]
     TooManyRequests { retry_after_seconds: u64 },
     #[error(
+        "the app's SMS budget for this number (its region, its prefix or the app's) is spent for now; retry in {retry_after_seconds} seconds"
+    )]
+    SmsBudgetExhausted { retry_after_seconds: u64 },
+    #[error(
+        "SMS to this number's region is paused: few codes sent there are verified, the signature of SMS pumping (the operator can reset it); retry in {retry_after_seconds} seconds"
+    )]
+    SmsRegionPaused { retry_after_seconds: u64 },
+    #[error(
         "the user is locked after too many wrong codes; retry in {retry_after_seconds} seconds"
     )]
     UserLockLimitReached { retry_after_seconds: u64 },

@@ -37,6 +37,21 @@ impl PhoneNumber {
             .unwrap_or_default()
     }
 
+    /// The ISO 3166 region the number belongs to (`"US"`, `"JM"`), when the library knows it.
+    pub fn region(&self) -> Option<String> {
+        phonenumber::parse(None, &self.0)
+            .ok()
+            .and_then(|n| n.country().id())
+            .map(|id| id.as_ref().to_owned())
+    }
+
+    /// The first `digits` digits of the number, its country code included (`+` left out): the
+    /// block of numbers it is in.
+    pub fn prefix(&self, digits: usize) -> &str {
+        let number = self.0.trim_start_matches('+');
+        number.get(..digits.min(number.len())).unwrap_or(number)
+    }
+
     /// The number for logs: country code and the last two digits only.
     pub fn redacted(&self) -> String {
         let tail: String = self
@@ -164,6 +179,17 @@ mod tests {
         let number = PhoneNumber::parse("+442079460958").unwrap();
         assert_eq!(number.calling_code(), "44");
         assert_eq!(number.redacted(), "+44…58");
+    }
+
+    #[test]
+    fn region_and_prefix() {
+        let us = PhoneNumber::parse("+12025550100").unwrap();
+        assert_eq!(us.region().as_deref(), Some("US"));
+        assert_eq!(us.prefix(8), "12025550");
+        assert_eq!(us.prefix(40), "12025550100");
+        let jamaica = PhoneNumber::parse("+18765550100").unwrap();
+        assert_eq!(jamaica.region().as_deref(), Some("JM"));
+        assert_eq!(jamaica.calling_code(), "1");
     }
 
     #[test]

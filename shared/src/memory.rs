@@ -12,8 +12,8 @@ use crate::crypto::Hash32;
 use crate::identifiers::Identifier;
 use crate::ids::{AppId, ConfigId, Home, SecretId, TemplateId, TestIdentifierId};
 use crate::model::{
-    App, AppSecret, Channel, Codes, LoginConfig, MAX_PREVIOUS_CODES, Session, Template,
-    TestIdentifier,
+    App, AppSecret, Channel, Codes, LoginConfig, MAX_PREVIOUS_CODES, Session, SmsBudgets, Tally,
+    Template, TestIdentifier,
 };
 use crate::ports::{
     AppData, AppStore, CommitError, CommitToken, ConfigStore, Conflict, DeliveryError,
@@ -29,6 +29,7 @@ struct State {
     templates: HashMap<AppId, BTreeMap<TemplateId, Template>>,
     test_identifiers: HashMap<AppId, BTreeMap<TestIdentifierId, TestIdentifier>>,
     sms_countries: HashMap<AppId, Option<Vec<String>>>,
+    sms_budgets: HashMap<AppId, SmsBudgets>,
     /// The login path's records (users, codes, sessions, owners, counters) by key.
     login: HashMap<Key, Record>,
     /// Tokens of applied commits, with a fingerprint of their writes.
@@ -134,6 +135,7 @@ impl AppStore for MemoryStore {
                 .map(|m| m.values().cloned().collect())
                 .unwrap_or_default(),
             sms_countries: s.sms_countries.get(app_id).cloned().flatten(),
+            sms_budgets: s.sms_budgets.get(app_id).copied(),
         }))
     }
 
@@ -348,6 +350,19 @@ impl ConfigStore for MemoryStore {
             .insert(app_id.clone(), calling_codes);
         Ok(())
     }
+
+    async fn get_sms_budgets(&self, app_id: &AppId) -> Result<Option<SmsBudgets>, StoreError> {
+        Ok(self.state().sms_budgets.get(app_id).copied())
+    }
+
+    async fn put_sms_budgets(
+        &self,
+        app_id: &AppId,
+        budgets: &SmsBudgets,
+    ) -> Result<(), StoreError> {
+        self.state().sms_budgets.insert(app_id.clone(), *budgets);
+        Ok(())
+    }
 }
 
 /// The newest commit tokens remembered for idempotency (DynamoDB keeps them ten minutes).
@@ -404,7 +419,16 @@ impl State {
                 }
                 _ => false,
             },
-            Write::ReplaceCode { .. } => true,
+            Write::ReplaceCode { .. } | Write::DeleteTally { .. } => true,
+            Write::Tally { add, limit, .. } => {
+                let count = match self.login.get(&key) {
+                    Some(Record::Tally(tally)) => tally.count,
+                    _ => 0,
+                };
+                let within = limit
+                    .is_none_or(|limit| i128::from(count) + i128::from(*add) <= i128::from(limit));
+                within && i128::from(count) + i128::from(*add) >= 0
+            }
             Write::ConfirmOwner { method_id, .. } => match self.login.get(&key) {
                 Some(Record::Owner(owner)) => &owner.value.method_id == method_id,
                 _ => false,
@@ -425,6 +449,28 @@ impl State {
             }
             Write::PutOwner { owner, .. } => {
                 Some(Record::Owner(Versioned::new(owner.clone(), next_rev)))
+            }
+            Write::Tally {
+                app_id, name, add, ..
+            } => {
+                let count = match self.login.get(&key) {
+                    Some(Record::Tally(tally)) => tally.count,
+                    _ => 0,
+                };
+                let count = u64::try_from(i128::from(count) + i128::from(*add)).unwrap_or(0);
+                self.login.insert(
+                    key,
+                    Record::Tally(Tally {
+                        app_id: app_id.clone(),
+                        name: name.clone(),
+                        count,
+                    }),
+                );
+                return;
+            }
+            Write::DeleteTally { .. } => {
+                self.login.remove(&key);
+                return;
             }
             Write::ConfirmOwner { .. } => match self.login.get(&key) {
                 Some(Record::Owner(owner)) => {
@@ -564,6 +610,22 @@ impl LoginStore for MemoryStore {
         s.tokens.insert(token.clone(), fingerprint);
         s.token_order.push_back(token.clone());
         Ok(())
+    }
+
+    async fn list_tallies(&self, app_id: &AppId, prefix: &str) -> Result<Vec<Tally>, StoreError> {
+        let s = self.state();
+        let mut tallies: Vec<Tally> = s
+            .login
+            .values()
+            .filter_map(|record| match record {
+                Record::Tally(t) if &t.app_id == app_id && t.name.starts_with(prefix) => {
+                    Some(t.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        tallies.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(tallies)
     }
 
     async fn touch_session(

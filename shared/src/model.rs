@@ -50,6 +50,12 @@ pub struct LoginConfig {
     pub is_default: bool,
     pub template_id: Option<TemplateId>,
     pub sender_id: Option<String>,
+    /// SMS only: the origin whose web page fills the code in by itself (a WebOTP line
+    /// `@<domain> #<code>` ends the message).
+    pub webotp_domain: Option<String>,
+    /// SMS only: the Android app's 11-character SMS Retriever hash, on its own line, so that
+    /// the app reads the code without asking.
+    pub android_app_hash: Option<String>,
     pub grant_change_password: bool,
     pub code_length: u32,
     pub expiration_minutes: u32,
@@ -396,4 +402,85 @@ impl Session {
     pub fn is_live(&self, now: Timestamp) -> bool {
         self.expires_at > now
     }
+}
+
+/// At most so many SMS codes per hour and per day (`None` or left out: no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WindowLimits {
+    pub hour: Option<u32>,
+    pub day: Option<u32>,
+}
+
+/// The verification floor: SMS to a region pauses when, over the window (this UTC day and the
+/// one before), at least `min_sent` codes were sent there and fewer than `min_rate_percent` of
+/// them were verified: codes sent and never entered are the signature of SMS pumping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationFloor {
+    pub min_rate_percent: u32,
+    pub min_sent: u32,
+}
+
+/// An app's SMS budgets, above the per-identifier and per-IP limits: for the whole app, per
+/// region (the number's ISO country) and per number prefix (its first `prefix_digits` digits,
+/// country code included), and the verification floor per region. Test identifiers use none.
+/// A field left out of a request takes its default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmsBudgets {
+    pub app: WindowLimits,
+    pub region: WindowLimits,
+    pub prefix: WindowLimits,
+    pub prefix_digits: u32,
+    pub verification_floor: Option<VerificationFloor>,
+}
+
+impl SmsBudgets {
+    /// No budget and no floor: for tests about something else.
+    pub fn unlimited() -> Self {
+        let none = WindowLimits {
+            hour: None,
+            day: None,
+        };
+        SmsBudgets {
+            app: none,
+            region: none,
+            prefix: none,
+            prefix_digits: 8,
+            verification_floor: None,
+        }
+    }
+}
+
+impl Default for SmsBudgets {
+    fn default() -> Self {
+        SmsBudgets {
+            app: WindowLimits {
+                hour: Some(1_000),
+                day: Some(10_000),
+            },
+            region: WindowLimits {
+                hour: Some(300),
+                day: Some(3_000),
+            },
+            prefix: WindowLimits {
+                hour: Some(20),
+                day: Some(100),
+            },
+            prefix_digits: 8,
+            verification_floor: Some(VerificationFloor {
+                min_rate_percent: 10,
+                min_sent: 100,
+            }),
+        }
+    }
+}
+
+/// A count in a fixed window (an SMS budget's, or a region's sends and verifications), only
+/// ever added to: `name` says what and which window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tally {
+    pub app_id: AppId,
+    pub name: String,
+    pub count: u64,
 }

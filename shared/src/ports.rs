@@ -12,8 +12,8 @@ use crate::crypto::Hash32;
 use crate::identifiers::Identifier;
 use crate::ids::{AppId, ConfigId, Home, MethodId, SecretId, TemplateId, TestIdentifierId, UserId};
 use crate::model::{
-    App, AppSecret, Challenge, Codes, LoginConfig, Owner, SendCounter, Session, Template,
-    TestIdentifier, User,
+    App, AppSecret, Challenge, Codes, LoginConfig, Owner, SendCounter, Session, SmsBudgets, Tally,
+    Template, TestIdentifier, User,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,6 +45,8 @@ pub struct AppData {
     pub templates: Vec<Template>,
     /// `None`: every country the deployment allows.
     pub sms_countries: Option<Vec<String>>,
+    /// `None`: the deployment's defaults (`SmsBudgets::default`).
+    pub sms_budgets: Option<SmsBudgets>,
 }
 
 #[async_trait]
@@ -122,6 +124,11 @@ pub trait ConfigStore: Send + Sync {
         app_id: &AppId,
         calling_codes: Option<Vec<String>>,
     ) -> Result<(), StoreError>;
+
+    /// `None`: the deployment's defaults.
+    async fn get_sms_budgets(&self, app_id: &AppId) -> Result<Option<SmsBudgets>, StoreError>;
+    async fn put_sms_budgets(&self, app_id: &AppId, budgets: &SmsBudgets)
+    -> Result<(), StoreError>;
 }
 
 /// A record as read, with the revision its next conditional write must name.
@@ -163,6 +170,8 @@ pub enum Key {
     },
     /// A send-rate counter.
     Counter { key: String },
+    /// A count in a fixed window (SMS budgets, a region's sends and verifications).
+    Tally { app_id: AppId, name: String },
 }
 
 // Records and writes are short-lived values moved a few times per request; boxing the larger
@@ -176,6 +185,7 @@ pub enum Record {
     Owner(Versioned<Owner>),
     TestIdentifier(TestIdentifier),
     Counter(Versioned<SendCounter>),
+    Tally(Tally),
 }
 
 impl Record {
@@ -205,6 +215,10 @@ impl Record {
             Record::Counter(c) => Key::Counter {
                 key: c.value.key.clone(),
             },
+            Record::Tally(t) => Key::Tally {
+                app_id: t.app_id.clone(),
+                name: t.name.clone(),
+            },
         }
     }
 
@@ -216,7 +230,7 @@ impl Record {
             Record::Session(v) => Some(v.rev),
             Record::Owner(v) => Some(v.rev),
             Record::Counter(v) => Some(v.rev),
-            Record::TestIdentifier(_) => None,
+            Record::TestIdentifier(_) | Record::Tally(_) => None,
         }
     }
 }
@@ -305,6 +319,20 @@ pub enum Write {
         counter: SendCounter,
         expect: Expect,
     },
+    /// Adds `add` to a tally, unconditionally or, with `limit`, only if it stays within it (a
+    /// negative `add` never takes it below 0); the tally need not have been read. `expires_at`:
+    /// when the store may forget it.
+    Tally {
+        app_id: AppId,
+        name: String,
+        add: i64,
+        limit: Option<u64>,
+        expires_at: Timestamp,
+    },
+    DeleteTally {
+        app_id: AppId,
+        name: String,
+    },
     /// Only a condition: the test identifier exists, is still `id`, and is valid at `now`.
     TestIdentifierValid {
         app_id: AppId,
@@ -376,6 +404,10 @@ impl Write {
             },
             Write::PutCounter { counter, .. } => Key::Counter {
                 key: counter.key.clone(),
+            },
+            Write::Tally { app_id, name, .. } | Write::DeleteTally { app_id, name } => Key::Tally {
+                app_id: app_id.clone(),
+                name: name.clone(),
             },
             Write::TestIdentifierValid {
                 app_id, identifier, ..
@@ -451,6 +483,8 @@ pub trait LoginStore: Send + Sync {
         now: Timestamp,
         expires_at: Option<Timestamp>,
     ) -> Result<Option<Versioned<Session>>, StoreError>;
+    /// The app's tallies whose names start with `prefix`, in one consistent read.
+    async fn list_tallies(&self, app_id: &AppId, prefix: &str) -> Result<Vec<Tally>, StoreError>;
 }
 
 /// The code travels with the message only so that the development outbox can show it;

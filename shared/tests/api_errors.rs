@@ -912,6 +912,13 @@ struct BrokenLoginStore(StoreError);
 
 #[async_trait]
 impl LoginStore for BrokenLoginStore {
+    async fn list_tallies(
+        &self,
+        _: &AppId,
+        _: &str,
+    ) -> Result<Vec<shared::model::Tally>, StoreError> {
+        Err(self.0.clone())
+    }
     async fn load(&self, _: &[Key]) -> Result<Vec<Option<Record>>, StoreError> {
         Err(self.0.clone())
     }
@@ -975,7 +982,11 @@ impl shared::ports::AppStore for BrokenAppStore {
 
 #[tokio::test]
 async fn send_limits_answer_429_with_retry_after() {
-    let w = world_with(Limits::default()).await;
+    let w = world_with(Limits {
+        sms_budgets: shared::model::SmsBudgets::unlimited(),
+        ..Limits::default()
+    })
+    .await;
     let r = w
         .login(RouteId::SmsLoginOrCreate, json!({"phone_number": PHONE}))
         .await;
@@ -1017,7 +1028,11 @@ async fn send_limits_answer_429_with_retry_after() {
 
 #[tokio::test]
 async fn send_limits_count_per_end_user_ip() {
-    let w = world_with(Limits::default()).await;
+    let w = world_with(Limits {
+        sms_budgets: shared::model::SmsBudgets::unlimited(),
+        ..Limits::default()
+    })
+    .await;
     for i in 0..20 {
         let phone = format!("+120255501{i:02}");
         let r = w
@@ -1047,7 +1062,11 @@ async fn send_limits_count_per_end_user_ip() {
 
 #[tokio::test]
 async fn refused_and_failed_sends_use_up_nothing() {
-    let mut w = world_with(Limits::default()).await;
+    let mut w = world_with(Limits {
+        sms_budgets: shared::model::SmsBudgets::unlimited(),
+        ..Limits::default()
+    })
+    .await;
     let r = w
         .login(
             RouteId::SmsLoginOrCreate,

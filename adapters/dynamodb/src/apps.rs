@@ -36,6 +36,7 @@ fn app_data(items: &[item::Item]) -> Result<Option<AppData>, StoreError> {
     let mut app = None;
     let (mut secrets, mut configs, mut templates) = (Vec::new(), Vec::new(), Vec::new());
     let mut sms_countries = None;
+    let mut sms_budgets = None;
     for item in items {
         let sk = Fields::new(item, "app partition").s(keys::SK)?;
         if sk == keys::APP_SK {
@@ -48,6 +49,8 @@ fn app_data(items: &[item::Item]) -> Result<Option<AppData>, StoreError> {
             templates.push(item::template_from(item)?);
         } else if sk == keys::SMS_COUNTRIES_SK {
             sms_countries = Some(item::sms_countries_from(item)?);
+        } else if sk == keys::SMS_BUDGETS_SK {
+            sms_budgets = Some(item::sms_budgets_from(item)?);
         }
         // `DEFAULT#` pointers only guard default switching: the configs carry `is_default`.
     }
@@ -57,6 +60,7 @@ fn app_data(items: &[item::Item]) -> Result<Option<AppData>, StoreError> {
         configs,
         templates,
         sms_countries,
+        sms_budgets,
     }))
 }
 

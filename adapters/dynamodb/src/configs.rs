@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
 use shared::identifiers::Identifier;
 use shared::ids::{AppId, ConfigId, TemplateId, TestIdentifierId};
-use shared::model::{Channel, LoginConfig, Template, TestIdentifier};
+use shared::model::{Channel, LoginConfig, SmsBudgets, Template, TestIdentifier};
 use shared::ports::{ConfigStore, StoreError, WriteError};
 
 use crate::DynamoStore;
@@ -506,5 +506,27 @@ impl ConfigStore for DynamoStore {
                 .map(|_| ())
                 .map_err(|e| sdk_error("DeleteItem", &e)),
         }
+    }
+
+    async fn get_sms_budgets(&self, app_id: &AppId) -> Result<Option<SmsBudgets>, StoreError> {
+        self.get(key(keys::app(app_id), keys::SMS_BUDGETS_SK))
+            .await?
+            .map(|i| item::sms_budgets_from(&i))
+            .transpose()
+    }
+
+    async fn put_sms_budgets(
+        &self,
+        app_id: &AppId,
+        budgets: &SmsBudgets,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item::sms_budgets_item(app_id, budgets)?))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_error("PutItem", &e))
     }
 }

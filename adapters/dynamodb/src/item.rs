@@ -16,7 +16,7 @@ use shared::ids::{
 use shared::model::{
     App, AppSecret, AuthenticationFactor, Challenge, Channel, Codes, EmailMethod, Lock,
     LoginConfig, MAX_PREVIOUS_CODES, Owner, PhoneMethod, SendCounter, Session, SessionAttributes,
-    Template, TestIdentifier, User, UserStatus,
+    SmsBudgets, Tally, Template, TestIdentifier, User, UserStatus,
 };
 use shared::ports::{Key, Record, StoreError, Versioned};
 
@@ -315,6 +315,16 @@ pub(crate) fn config_item(config: &LoginConfig, rev: i64) -> Item {
         "sender_id",
         config.sender_id.as_ref().map(|t| s(t.as_str())),
     );
+    insert_opt(
+        &mut item,
+        "webotp_domain",
+        config.webotp_domain.as_ref().map(|t| s(t.as_str())),
+    );
+    insert_opt(
+        &mut item,
+        "android_app_hash",
+        config.android_app_hash.as_ref().map(|t| s(t.as_str())),
+    );
     item
 }
 
@@ -328,6 +338,8 @@ pub(crate) fn config_from(item: &Item) -> Result<StoredConfig, StoreError> {
             is_default: f.bool("is_default")?,
             template_id: f.opt_parsed("template_id", TemplateId::parse)?,
             sender_id: f.opt_s("sender_id")?.map(str::to_owned),
+            webotp_domain: f.opt_s("webotp_domain")?.map(str::to_owned),
+            android_app_hash: f.opt_s("android_app_hash")?.map(str::to_owned),
             grant_change_password: f.bool("grant_change_password")?,
             code_length: f.u32("code_length")?,
             expiration_minutes: f.u32("expiration_minutes")?,
@@ -442,6 +454,39 @@ pub(crate) fn sms_countries_item(app_id: &AppId, calling_codes: &[String]) -> It
 
 pub(crate) fn sms_countries_from(item: &Item) -> Result<Vec<String>, StoreError> {
     Fields::new(item, "sms countries").strings("calling_codes")
+}
+
+/// The app's SMS budgets, as one JSON attribute (`budgets`): a small settings record read whole.
+pub(crate) fn sms_budgets_item(app_id: &AppId, budgets: &SmsBudgets) -> Result<Item, StoreError> {
+    let json = serde_json::to_string(budgets)
+        .map_err(|_| StoreError::Other("SMS budgets could not be written".to_owned()))?;
+    Ok(with_key(
+        keys::app(app_id),
+        keys::SMS_BUDGETS_SK,
+        vec![("budgets", s(json))],
+    ))
+}
+
+pub(crate) fn sms_budgets_from(item: &Item) -> Result<SmsBudgets, StoreError> {
+    let text = Fields::new(item, "sms budgets").s("budgets")?;
+    serde_json::from_str(text).map_err(|_| malformed("sms budgets", "budgets"))
+}
+
+/// A tally's count attribute.
+pub(crate) const COUNT: &str = "count";
+
+pub(crate) fn tally_from(item: &Item) -> Result<Tally, StoreError> {
+    let f = Fields::new(item, "tally");
+    let app_id = f
+        .s(keys::PK)?
+        .strip_prefix("TALLY#")
+        .and_then(AppId::parse)
+        .ok_or_else(|| malformed("tally", keys::PK))?;
+    Ok(Tally {
+        app_id,
+        name: f.s(keys::SK)?.to_owned(),
+        count: f.u64(COUNT)?,
+    })
 }
 
 // --- the login path's records: users, codes, sessions, owners, counters ---------------------------
@@ -883,6 +928,7 @@ pub(crate) fn record_from(key: &Key, item: &Item) -> Result<Record, StoreError> 
         Key::Owner { .. } => Record::Owner(owner_from(item)?),
         Key::TestIdentifier { .. } => Record::TestIdentifier(test_identifier_from(item)?),
         Key::Counter { .. } => Record::Counter(counter_from(item)?),
+        Key::Tally { .. } => Record::Tally(tally_from(item)?),
     })
 }
 
@@ -965,6 +1011,8 @@ mod tests {
             is_default: true,
             template_id: Some(TemplateId::generate(&r, AT)),
             sender_id: Some("no-reply@example.com".to_owned()),
+            webotp_domain: None,
+            android_app_hash: None,
             grant_change_password: true,
             code_length: 8,
             expiration_minutes: 10,

@@ -36,6 +36,8 @@ pub(crate) const TESTID_PREFIX: &str = "TESTID#";
 pub(crate) const TEST_IDENT_PREFIX: &str = "TESTID#IDENT#";
 pub(crate) const TEST_ID_PREFIX: &str = "TESTID#ID#";
 pub(crate) const SMS_COUNTRIES_SK: &str = "SMS_COUNTRIES";
+/// The app's SMS budgets (read with the app by `load_app`: it sorts before `TESTID#`).
+pub(crate) const SMS_BUDGETS_SK: &str = "SMS_BUDGETS";
 
 pub(crate) fn secret_sk(id: &SecretId) -> String {
     format!("{SECRET_PREFIX}{id}")
@@ -110,7 +112,14 @@ pub(crate) fn of(key: &Key) -> (String, String) {
         Key::Owner { app_id, identifier } => (owner(app_id, identifier), OWNER_SK.to_owned()),
         Key::TestIdentifier { app_id, identifier } => (app(app_id), test_ident_sk(identifier)),
         Key::Counter { key } => (rate(key), RATE_SK.to_owned()),
+        Key::Tally { app_id, name } => (tallies(app_id), name.clone()),
     }
+}
+
+/// The partition of an app's tallies (SMS budgets, regions' sends and verifications): one
+/// query lists them.
+pub(crate) fn tallies(app_id: &AppId) -> String {
+    format!("TALLY#{app_id}")
 }
 
 /// The primary key of the item that holds the record at `key`.

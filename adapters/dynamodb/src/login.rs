@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use shared::clock::Timestamp;
 use shared::crypto::Hash32;
 use shared::ids::{AppId, Home};
-use shared::model::Session;
+use shared::model::{Session, Tally};
 use shared::ports::{
     CommitError, CommitToken, Conflict, Expect, HomeRecords, Key, LoginStore, Record, StoreError,
     Versioned, Write,
@@ -113,15 +113,43 @@ fn op_for(write: &Write) -> Result<TxOp, StoreError> {
         .value(":method", s(challenge.method_id.as_str()))
         .value(":ttl", item::codes_ttl(challenge.expires_at))
         .value(":one", n(1)),
-        Write::ConfirmOwner { method_id, .. } => {
-            TxOp::update(key, "REMOVE #pending ADD #rev :one")
-                .when("#method = :method")
-                .name("#pending", item::PENDING_SINCE)
-                .name("#method", "method_id")
-                .name("#rev", keys::REV)
-                .value(":method", s(method_id.as_str()))
-                .value(":one", n(1))
+        // A blind count: `ADD` needs no read; the condition keeps it within its limit (and a give
+        // back above 0).
+        Write::Tally {
+            add,
+            limit,
+            expires_at,
+            ..
+        } => {
+            let op = TxOp::update(key, "ADD #count :add SET #ttl = :ttl")
+                .name("#count", item::COUNT)
+                .name("#ttl", keys::TTL)
+                .value(":add", n(add))
+                .value(":ttl", n(expires_at.0));
+            match (limit, *add >= 0) {
+                // A limit below the addition: nothing fits, not even in a new tally.
+                (Some(limit), true) if i128::from(*limit) < i128::from(*add) => {
+                    op.when("attribute_exists(#count) AND attribute_not_exists(#count)")
+                }
+                (Some(limit), true) => {
+                    let most = limit.saturating_sub(u64::try_from(*add).unwrap_or(0));
+                    op.when("attribute_not_exists(#count) OR #count <= :most")
+                        .value(":most", n(most))
+                }
+                (_, false) => op
+                    .when("attribute_exists(#count) AND #count >= :least")
+                    .value(":least", n(add.unsigned_abs())),
+                (None, true) => op,
+            }
         }
+        Write::DeleteTally { .. } => TxOp::delete(key),
+        Write::ConfirmOwner { method_id, .. } => TxOp::update(key, "REMOVE #pending ADD #rev :one")
+            .when("#method = :method")
+            .name("#pending", item::PENDING_SINCE)
+            .name("#method", "method_id")
+            .name("#rev", keys::REV)
+            .value(":method", s(method_id.as_str()))
+            .value(":one", n(1)),
         Write::TestIdentifierValid { id, now, .. } => TxOp::check(
             key,
             "attribute_exists(#pk) AND #id = :id AND #valid_until > :now",
@@ -214,6 +242,11 @@ impl LoginStore for DynamoStore {
                 Err(CommitError::Conflict(conflicts))
             }
         }
+    }
+
+    async fn list_tallies(&self, app_id: &AppId, prefix: &str) -> Result<Vec<Tally>, StoreError> {
+        let items = self.query_prefix(keys::tallies(app_id), prefix).await?;
+        items.iter().map(item::tally_from).collect()
     }
 
     async fn touch_session(

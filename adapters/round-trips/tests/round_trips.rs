@@ -982,6 +982,21 @@ async fn drive_management(w: &mut World) {
     )
     .await;
     w.measure(m, (GetSmsCountries, ""), &app, none, None).await;
+    let budgets = json!({"app": {"hour": 1000, "day": 10000}, "region": {"hour": 300, "day": 3000},
+        "prefix": {"hour": 20, "day": 100}, "prefix_digits": 8,
+        "verification_floor": {"min_rate_percent": 10, "min_sent": 100}});
+    w.measure(m, (PutSmsBudgets, ""), &app, none, Some(budgets))
+        .await;
+    w.measure(m, (GetSmsBudgets, ""), &app, none, None).await;
+    w.measure(m, (ListSmsRegions, ""), &app, none, None).await;
+    w.measure(
+        m,
+        (ResetSmsRegion, ""),
+        &[("app_id", &app_id), ("region", "US")],
+        none,
+        None,
+    )
+    .await;
 }
 
 /// Every Login API route, in `pass`, with fresh users: `phone` and two email addresses.

@@ -141,7 +141,11 @@ async fn recorded_events_with_unknown_ids_are_refused_cleanly() {
             | RouteId::ListTestIdentifiers
             | RouteId::DeleteTestIdentifier
             | RouteId::PutSmsCountries
-            | RouteId::GetSmsCountries => 404,
+            | RouteId::GetSmsCountries
+            | RouteId::PutSmsBudgets
+            | RouteId::GetSmsBudgets
+            | RouteId::ListSmsRegions
+            | RouteId::ResetSmsRegion => 404,
             RouteId::SessionsJwks => 404,
             // Basic credentials of an app this deployment does not have.
             _ => 401,
@@ -284,6 +288,16 @@ async fn events_drive_every_function_of_a_real_app() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    let (status, body) = call(deps, "put-sms-budgets", with(&replace, "put-sms-budgets")).await;
+    assert_eq!(
+        (status, body["sms_budgets"]["prefix"]["hour"].clone()),
+        (200, json!(20)),
+        "{body}"
+    );
+    for function in ["get-sms-budgets", "list-sms-regions", "reset-sms-region"] {
+        let (status, body) = call(deps, function, with(&replace, function)).await;
+        assert_eq!(status, 200, "{function}: {body}");
+    }
 
     // Login API.
     let (status, body) = call(

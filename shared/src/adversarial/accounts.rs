@@ -31,7 +31,10 @@ pub async fn an_attached_unverified_number_does_not_route_the_victims_login(targ
     assert_eq!(attached.status, StatusCode::OK, "{}", attached.body);
     assert_eq!(s(&attached.body["user_id"]), attacker_id);
     let user = w.get_user(&attacker_id).await;
-    let numbers = user.body["phone_numbers"].as_array().cloned().unwrap_or_default();
+    let numbers = user.body["phone_numbers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(
         numbers
             .iter()
@@ -48,7 +51,10 @@ pub async fn an_attached_unverified_number_does_not_route_the_victims_login(targ
 
     // The victim logs in: a user of their own.
     let (victim_id, victim_phone_id, code) = w.sms_code(VICTIM_PHONE).await;
-    assert_ne!(victim_id, attacker_id, "the victim's login went to the attacker's user");
+    assert_ne!(
+        victim_id, attacker_id,
+        "the victim's login went to the attacker's user"
+    );
     let r = w.authenticate(&victim_phone_id, &code).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(s(&r.body["user_id"]), victim_id);
@@ -57,7 +63,9 @@ pub async fn an_attached_unverified_number_does_not_route_the_victims_login(targ
     // The number left the attacker's user; the attacker's session is theirs alone.
     let user = w.get_user(&attacker_id).await;
     assert!(
-        !user.body["phone_numbers"].to_string().contains(VICTIM_PHONE),
+        !user.body["phone_numbers"]
+            .to_string()
+            .contains(VICTIM_PHONE),
         "the attacker's user still holds the victim's number: {}",
         user.body
     );
@@ -71,7 +79,10 @@ pub async fn an_attached_unverified_number_does_not_route_the_victims_login(targ
     assert_eq!(s(&r.body["user"]["user_id"]), attacker_id);
     let r = w.get_user(&victim_id).await;
     assert_eq!(r.body["phone_numbers"][0]["verified"], json!(true));
-    assert_eq!(w.holder(VICTIM_PHONE).await.map(|(user, _)| user), Some(victim_id));
+    assert_eq!(
+        w.holder(VICTIM_PHONE).await.map(|(user, _)| user),
+        Some(victim_id)
+    );
 }
 
 /// The attacker's own code for the attached number (had they received it) stops working once
@@ -86,7 +97,10 @@ pub async fn a_taken_attachment_cannot_be_verified_by_its_former_user(target: Ta
     assert_ne!(victim_id, attacker_id);
     let r = w.authenticate(&attached_method, &attached_code).await;
     assert_login_error(&r, 404, "otp_code_not_found");
-    assert_eq!(w.holder(VICTIM_PHONE).await.map(|(user, _)| user), Some(victim_id));
+    assert_eq!(
+        w.holder(VICTIM_PHONE).await.map(|(user, _)| user),
+        Some(victim_id)
+    );
 }
 
 /// A user verifies an attached number: it is theirs (logins route to them); their other

@@ -325,7 +325,7 @@ pub async fn concurrent_login_or_create_with_differently_cased_emails_make_one_u
 /// nothing.
 pub async fn concurrent_sends_respect_the_cooldown_and_the_ip_window(target: Target) {
     for yielding in [false, true] {
-        let Some(w) = world(&target, yielding, Limits::default()).await else {
+        let Some(w) = world(&target, yielding, send_limits()).await else {
             return;
         };
         let replies = race(&w, 40, |w, _| async move {
@@ -378,7 +378,7 @@ pub async fn rate_limits_count_on_every_counter_or_on_none(target: Target) {
             window_seconds: 600,
             ip_window_max: 1,
         },
-        ..Limits::default()
+        ..send_limits()
     };
     for yielding in [false, true] {
         let Some(w) = world(&target, yielding, limits.clone()).await else {

@@ -28,7 +28,6 @@ use serde_json::json;
 use super::support::*;
 use super::{BelowFault, BelowStore, Target, Times};
 use crate::api::RouteId;
-use crate::service::Limits;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Channel {
@@ -466,7 +465,7 @@ async fn clean_calls(w: &World, request: Request, n: usize, advance: bool) -> Ve
 /// Fails every call of `request` in turn, in each of the three ways.
 async fn sweep(target: Target, request: Request) {
     let limits = match request {
-        Request::Send { .. } => Limits::default(),
+        Request::Send { .. } => send_limits(),
         _ => relaxed(),
     };
     let Some(w) = World::new(&target, limits).await else {

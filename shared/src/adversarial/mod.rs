@@ -15,6 +15,8 @@
 //! - `accounts`: an attacker attaching a victim's number to their own user and never verifying
 //!   it (the victim's login makes the victim's own user), and a first verification on a user
 //!   with another method revoking its other sessions (`reset_sessions`).
+//! - `budgets`: SMS budgets and the verification floor against a pumping run (many fresh numbers
+//!   of one prefix, codes never entered), through the management API and the sends.
 //! - `concurrency`: racing requests (100 right codes, 100 wrong codes, guesses over several
 //!   codes against the user lock, login_or_create of one identifier, sends against the rate
 //!   limits, deletes of an app's last two secrets, a user deleted while it authenticates), each
@@ -45,6 +47,7 @@ use crate::memory::MemoryStore;
 use crate::ports::{AppStore, ConfigStore, LoginStore};
 
 pub mod accounts;
+pub mod budgets;
 pub mod concurrency;
 pub mod faults;
 pub mod input;
@@ -247,6 +250,12 @@ macro_rules! adversarial_tests {
             accounts::an_attached_unverified_number_does_not_route_the_victims_login,
             accounts::a_taken_attachment_cannot_be_verified_by_its_former_user,
             accounts::a_first_verification_on_an_existing_user_resets_its_other_sessions,
+
+            budgets::a_pumping_run_stops_at_the_prefix_budget,
+            budgets::app_and_region_budgets_count_only_delivered_sends,
+            budgets::a_region_with_few_verified_codes_is_paused_until_reset,
+            budgets::malformed_budgets_are_refused,
+            budgets::an_sms_carries_the_lines_that_fill_its_code_in,
 
             replay::a_used_code_is_refused,
             replay::an_expired_code_is_refused_even_when_right,

@@ -43,6 +43,14 @@ pub const EMAIL: &str = "ann.lee@example.com";
 pub const BASE_URL: &str = "http://127.0.0.1:3000";
 
 /// Send limits out of the way, for tests about something else.
+/// The deployment's send limits, without SMS budgets (the `budgets` behaviours test those).
+pub fn send_limits() -> Limits {
+    Limits {
+        sms_budgets: crate::model::SmsBudgets::unlimited(),
+        ..Limits::default()
+    }
+}
+
 pub fn relaxed() -> Limits {
     Limits {
         send: SendLimits {
@@ -51,6 +59,7 @@ pub fn relaxed() -> Limits {
             window_seconds: 600,
             ip_window_max: 1000,
         },
+        sms_budgets: crate::model::SmsBudgets::unlimited(),
         ..Limits::default()
     }
 }
@@ -341,6 +350,21 @@ impl ConfigStore for Faulty {
         let call = self.ports.configs.put_sms_countries(app_id, calling_codes);
         self.plan.run("configs.put_sms_countries", call).await
     }
+    async fn get_sms_budgets(
+        &self,
+        app_id: &AppId,
+    ) -> Result<Option<crate::model::SmsBudgets>, StoreError> {
+        let call = self.ports.configs.get_sms_budgets(app_id);
+        self.plan.run("configs.get_sms_budgets", call).await
+    }
+    async fn put_sms_budgets(
+        &self,
+        app_id: &AppId,
+        budgets: &crate::model::SmsBudgets,
+    ) -> Result<(), StoreError> {
+        let call = self.ports.configs.put_sms_budgets(app_id, budgets);
+        self.plan.run("configs.put_sms_budgets", call).await
+    }
 }
 
 #[async_trait]
@@ -380,6 +404,14 @@ impl LoginStore for Faulty {
             .login
             .touch_session(app_id, home, token_hash, now, expires_at);
         self.plan.run("login.touch_session", call).await
+    }
+    async fn list_tallies(
+        &self,
+        app_id: &AppId,
+        prefix: &str,
+    ) -> Result<Vec<crate::model::Tally>, StoreError> {
+        let call = self.ports.login.list_tallies(app_id, prefix);
+        self.plan.run("login.list_tallies", call).await
     }
 }
 

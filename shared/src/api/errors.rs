@@ -35,7 +35,9 @@ pub fn login_error(error: &Error) -> (StatusCode, &'static str) {
         SessionNotFound => (404, "session_not_found"),
         OtpCodeNotFound { .. } => (404, "otp_code_not_found"),
         UnableToAuthOtpCode => (401, "unable_to_auth_otp_code"),
-        TooManyRequests { .. } => (429, "too_many_requests"),
+        TooManyRequests { .. } | SmsBudgetExhausted { .. } | SmsRegionPaused { .. } => {
+            (429, "too_many_requests")
+        }
         UserLockLimitReached { .. } => (429, "user_lock_limit_reached"),
         SmsDeliveryFailed => (502, "sms_delivery_failed"),
         EmailDeliveryFailed => (502, "email_delivery_failed"),
@@ -64,7 +66,9 @@ pub fn management_error(error: &Error) -> (StatusCode, &'static str) {
         Conflict(_) | DuplicatePhoneNumber | DuplicateEmail => (StatusCode::CONFLICT, "conflict"),
         PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-        TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+        TooManyRequests { .. } | SmsBudgetExhausted { .. } | SmsRegionPaused { .. } => {
+            (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
+        }
         ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
         Internal(_)
         | SmsDeliveryFailed
@@ -96,6 +100,12 @@ fn public_message(error: &Error) -> String {
 pub fn retry_after_seconds(error: &Error) -> Option<u64> {
     match error {
         Error::TooManyRequests {
+            retry_after_seconds,
+        }
+        | Error::SmsBudgetExhausted {
+            retry_after_seconds,
+        }
+        | Error::SmsRegionPaused {
             retry_after_seconds,
         }
         | Error::UserLockLimitReached {

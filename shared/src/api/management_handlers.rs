@@ -4,7 +4,9 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::views::{app_view, config_view, secret_view, template_view, test_identifier_view};
+use super::views::{
+    app_view, config_view, region_view, secret_view, template_view, test_identifier_view,
+};
 use super::{ApiRequest, Reply, RouteId, parse_json};
 use crate::error::Error;
 use crate::service::{Deps, management};
@@ -119,6 +121,24 @@ pub(super) async fn handle(
         RouteId::GetSmsCountries => {
             let codes = management::get_sms_countries(deps, app_id).await?;
             ok(json!({"sms_countries": {"calling_codes": codes}}))
+        }
+        RouteId::PutSmsBudgets => {
+            let budgets = parse_json(request)?;
+            let budgets = management::put_sms_budgets(deps, app_id, budgets).await?;
+            ok(json!({ "sms_budgets": budgets }))
+        }
+        RouteId::GetSmsBudgets => {
+            let budgets = management::get_sms_budgets(deps, app_id).await?;
+            ok(json!({ "sms_budgets": budgets }))
+        }
+        RouteId::ListSmsRegions => {
+            let regions = management::list_sms_regions(deps, app_id).await?;
+            ok(json!({"sms_regions": regions.iter().map(region_view).collect::<Vec<_>>()}))
+        }
+        RouteId::ResetSmsRegion => {
+            let region =
+                management::reset_sms_region(deps, app_id, request.path_param("region")).await?;
+            ok(json!({ "sms_region": region_view(&region) }))
         }
         other => Err(Error::Internal(format!(
             "{other:?} is not a management route"

@@ -21,6 +21,8 @@ pub fn config_view(config: &LoginConfig) -> Value {
         "is_default": config.is_default,
         "template_id": config.template_id,
         "sender_id": config.sender_id,
+        "webotp_domain": config.webotp_domain,
+        "android_app_hash": config.android_app_hash,
         "grant_change_password": config.grant_change_password,
         "code_length": config.code_length,
         "expiration_minutes": config.expiration_minutes,
@@ -73,5 +75,17 @@ pub fn user_view(user: &User, now: Timestamp) -> Value {
         "totps": [],
         "crypto_wallets": [],
         "biometric_registrations": [],
+    })
+}
+
+/// A region's SMS over the verification floor's window (this UTC day and the one before).
+pub fn region_view(stats: &crate::service::management::RegionStats) -> Value {
+    let rate = (stats.sent > 0).then(|| stats.verified.saturating_mul(100) / stats.sent);
+    json!({
+        "region": stats.region,
+        "sent": stats.sent,
+        "verified": stats.verified,
+        "verification_rate_percent": rate,
+        "paused": stats.paused,
     })
 }

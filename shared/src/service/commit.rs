@@ -69,11 +69,12 @@ impl Snapshot {
             self.records
                 .iter()
                 .filter_map(|(key, record)| match (key, record) {
-                    (Key::Session { app_id: a, home: h, .. }, Some(Record::Session(s)))
-                        if a == app_id && *h == home =>
-                    {
-                        Some(s)
-                    }
+                    (
+                        Key::Session {
+                            app_id: a, home: h, ..
+                        },
+                        Some(Record::Session(s)),
+                    ) if a == app_id && *h == home => Some(s),
                     _ => None,
                 })
                 .collect(),
@@ -184,7 +185,10 @@ pub struct Decision<T> {
 pub enum Need {
     Keys(Vec<Key>),
     /// Everything in a user's home (its sessions among it).
-    Home { app_id: AppId, home: Home },
+    Home {
+        app_id: AppId,
+        home: Home,
+    },
 }
 
 impl<T> Decision<T> {

@@ -9,10 +9,14 @@ use crate::clock::Timestamp;
 use crate::crypto::{constant_time_eq, new_app_secret, sha256};
 use crate::error::Error;
 use crate::identifiers::{EmailAddress, Identifier};
+use crate::ids::RequestId;
 use crate::ids::{AppId, ConfigId, SecretId, TemplateId, TestIdentifierId};
+use crate::model::SmsBudgets;
 use crate::model::{App, AppSecret, Channel, LoginConfig, Template, TestIdentifier};
-use crate::ports::{AppData, WriteError};
+use crate::ports::{AppData, CommitError, CommitToken, Record, Write, WriteError};
 use crate::service::Deps;
+use crate::service::commit::Snapshot;
+use crate::service::decide::budget;
 use crate::templates::{MAX_SMS_CHARS, Placeholders, substitute};
 
 const MAX_TEST_IDENTIFIER_DAYS: i64 = 90;
@@ -160,12 +164,41 @@ pub struct LoginConfigInput {
     pub template_id: Option<String>,
     #[serde(default)]
     pub sender_id: Option<String>,
+    /// Extension (SMS): the origin of the web page that fills the code in (WebOTP).
+    #[serde(default)]
+    pub webotp_domain: Option<String>,
+    /// Extension (SMS): the Android app's SMS Retriever hash (11 characters).
+    #[serde(default)]
+    pub android_app_hash: Option<String>,
     #[serde(default)]
     pub grant_change_password: Option<bool>,
     #[serde(default)]
     pub code_length: Option<u32>,
     #[serde(default)]
     pub expiration_minutes: Option<u32>,
+}
+
+/// A DNS host name (lower-cased): labels of letters, digits and hyphens, at least two of them.
+fn valid_hostname(text: &str) -> Option<String> {
+    let host = text.trim().to_ascii_lowercase();
+    let labels: Vec<&str> = host.split('.').collect();
+    let valid = host.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            (1..=63).contains(&l.len())
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    valid.then_some(host)
+}
+
+/// An Android SMS Retriever app hash: 11 characters of base64.
+fn valid_app_hash(text: &str) -> bool {
+    text.len() == 11
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 fn valid_sms_sender_id(sender: &str) -> bool {
@@ -222,6 +255,31 @@ async fn validated_config(
             ),
         },
     };
+    let sms_only =
+        |field: &str| Error::BadRequest(format!("{field} is only for sms login configs"));
+    let webotp_domain = match input.webotp_domain {
+        None => None,
+        Some(_) if input.channel_type != Channel::Sms => return Err(sms_only("webotp_domain")),
+        Some(domain) => Some(valid_hostname(&domain).ok_or_else(|| {
+            Error::BadRequest(
+                "webotp_domain must be the host name of the page that asks for the code, such as login.example.com"
+                    .into(),
+            )
+        })?),
+    };
+    let android_app_hash = match input.android_app_hash {
+        None => None,
+        Some(_) if input.channel_type != Channel::Sms => {
+            return Err(sms_only("android_app_hash"));
+        }
+        Some(hash) if valid_app_hash(&hash) => Some(hash),
+        Some(_) => {
+            return Err(Error::BadRequest(
+                "android_app_hash must be the 11-character hash of the Android app (SMS Retriever API)"
+                    .into(),
+            ));
+        }
+    };
     let code_length = input.code_length.unwrap_or(6);
     if !(6..=8).contains(&code_length) {
         return Err(Error::BadRequest("code_length must be 6, 7 or 8".into()));
@@ -239,6 +297,8 @@ async fn validated_config(
         is_default: input.is_default,
         template_id,
         sender_id,
+        webotp_domain,
+        android_app_hash,
         grant_change_password: input.grant_change_password.unwrap_or(false),
         code_length,
         expiration_minutes,
@@ -580,4 +640,136 @@ pub async fn put_sms_countries(
         .await?;
     deps.app_cache.invalidate(&app.id);
     Ok(normalized)
+}
+
+/// The app's SMS budgets as they apply: its own, or the deployment's defaults.
+pub async fn get_sms_budgets(deps: &Deps, app_id: &str) -> Result<SmsBudgets, Error> {
+    let app = get_app(deps, app_id).await?;
+    Ok(deps
+        .configs
+        .get_sms_budgets(&app.id)
+        .await?
+        .unwrap_or(deps.settings.limits.sms_budgets))
+}
+
+fn validated_budgets(budgets: SmsBudgets) -> Result<SmsBudgets, Error> {
+    if !(4..=15).contains(&budgets.prefix_digits) {
+        return Err(Error::BadRequest(
+            "prefix_digits must be between 4 and 15".into(),
+        ));
+    }
+    if let Some(floor) = budgets.verification_floor
+        && (!(1..=100).contains(&floor.min_rate_percent) || floor.min_sent == 0)
+    {
+        return Err(Error::BadRequest(
+            "verification_floor needs min_rate_percent from 1 to 100 and min_sent of at least 1"
+                .into(),
+        ));
+    }
+    Ok(budgets)
+}
+
+/// Replaces the app's SMS budgets (every field; `null` limits are no limit, a `null` floor
+/// none).
+pub async fn put_sms_budgets(
+    deps: &Deps,
+    app_id: &str,
+    budgets: SmsBudgets,
+) -> Result<SmsBudgets, Error> {
+    let app = get_app(deps, app_id).await?;
+    let budgets = validated_budgets(budgets)?;
+    deps.configs.put_sms_budgets(&app.id, &budgets).await?;
+    deps.app_cache.invalidate(&app.id);
+    tracing::info!(app_id = %app.id, "SMS budgets replaced");
+    Ok(budgets)
+}
+
+/// What a region's SMS look like over the verification floor's window (this UTC day and the
+/// one before).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionStats {
+    pub region: String,
+    pub sent: u64,
+    pub verified: u64,
+    /// Paused by the floor: new SMS to the region are refused until it is reset, or the
+    /// window moves on.
+    pub paused: bool,
+}
+
+/// Every region the app sent SMS to over the window, with its counts and whether the floor
+/// pauses it.
+pub async fn list_sms_regions(deps: &Deps, app_id: &str) -> Result<Vec<RegionStats>, Error> {
+    let app = get_app(deps, app_id).await?;
+    let budgets = deps
+        .configs
+        .get_sms_budgets(&app.id)
+        .await?
+        .unwrap_or(deps.settings.limits.sms_budgets);
+    let now = deps.clock.now();
+    let (sent, verified) = tokio::join!(
+        deps.login.list_tallies(&app.id, budget::REGION_TALLIES),
+        deps.login.list_tallies(&app.id, budget::VERIFIED_TALLIES)
+    );
+    let mut snapshot = Snapshot::new();
+    let mut regions = std::collections::BTreeSet::new();
+    for tally in sent?.into_iter().chain(verified?) {
+        if let Some((_, region, _)) = budget::parse_region_tally(&tally.name) {
+            regions.insert(region);
+        }
+        snapshot.put(Record::Tally(tally));
+    }
+    Ok(regions
+        .into_iter()
+        .filter_map(|region| {
+            let (sent, verified) = budget::region_rate(&app.id, &region, now, &snapshot);
+            (sent > 0 || verified > 0).then(|| RegionStats {
+                paused: budgets
+                    .verification_floor
+                    .is_some_and(|floor| budget::below_floor(&floor, sent, verified)),
+                region,
+                sent,
+                verified,
+            })
+        })
+        .collect())
+}
+
+/// Forgets a region's counts over the floor's window (the operator judged it legitimate): SMS
+/// to it resume. Its day budget starts again too.
+pub async fn reset_sms_region(
+    deps: &Deps,
+    app_id: &str,
+    region: &str,
+) -> Result<RegionStats, Error> {
+    let app = get_app(deps, app_id).await?;
+    let region = region.trim().to_ascii_uppercase();
+    if region.len() != 2 || !region.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(Error::NotFound(
+            "region must be an ISO 3166-1 alpha-2 code such as US".into(),
+        ));
+    }
+    let writes: Vec<Write> = budget::region_tally_names(&region, deps.clock.now())
+        .into_iter()
+        .map(|name| Write::DeleteTally {
+            app_id: app.id.clone(),
+            name,
+        })
+        .collect();
+    let token = CommitToken::derive(RequestId::generate(deps.random.as_ref()).as_str(), 0);
+    deps.login
+        .commit(&writes, &token)
+        .await
+        .map_err(|e| match e {
+            CommitError::Store(e) => Error::from(e),
+            CommitError::Conflict(_) => {
+                Error::Internal("an unconditional delete conflicted".into())
+            }
+        })?;
+    tracing::warn!(app_id = %app.id, region = %region, "SMS region reset by the operator");
+    Ok(RegionStats {
+        region,
+        sent: 0,
+        verified: 0,
+        paused: false,
+    })
 }

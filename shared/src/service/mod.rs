@@ -7,6 +7,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::crypto::{CodeHasher, ManagementKeyHash};
 use crate::jwt::JwtKeys;
 use crate::memory::{MemoryStore, Outbox};
+use crate::model::SmsBudgets;
 use crate::ports::{AppStore, ConfigStore, EmailSender, LoginStore, SmsSender, TestMessageSink};
 use crate::random::{OsRandom, Random};
 
@@ -30,6 +31,8 @@ pub struct Limits {
     pub user_lock_seconds: i64,
     pub jwt_lifetime_seconds: i64,
     pub send: SendLimits,
+    /// The SMS budgets of an app that has not set its own (management API `sms_budgets`).
+    pub sms_budgets: SmsBudgets,
 }
 
 impl Default for Limits {
@@ -40,6 +43,7 @@ impl Default for Limits {
             user_lock_seconds: 3600,
             jwt_lifetime_seconds: 300,
             send: SendLimits::default(),
+            sms_budgets: SmsBudgets::default(),
         }
     }
 }

@@ -98,8 +98,13 @@ pub async fn send_code(
         TargetPlan::Known(target) => (target.clone(), None),
         TargetPlan::NeedsHome(session_id) => (None, Some(session_id)),
     };
-    let keys =
-        crate::service::decide::send::keys_to_load(&app.app.id, &request, known.as_ref(), limits);
+    let keys = crate::service::decide::send::keys_to_load(
+        &app.app.id,
+        &request,
+        known.as_ref(),
+        limits,
+        deps.clock.now(),
+    );
     let (mut snapshot, found) = load_with_home(deps, &app.app.id, &keys, jwt_session).await?;
     let target = match found {
         None => known,

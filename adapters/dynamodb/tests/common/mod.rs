@@ -129,6 +129,8 @@ pub fn config_of(app: &AppId, template: Option<&TemplateId>) -> LoginConfig {
         is_default: true,
         template_id: template.cloned(),
         sender_id: None,
+        webotp_domain: None,
+        android_app_hash: None,
         grant_change_password: false,
         code_length: 6,
         expiration_minutes: 2,

@@ -295,6 +295,14 @@ pub fn decide_authenticate(
     if let TestCode::Valid(check) = test {
         writes.push(check);
     }
+    // A verified SMS code counts for its region's verification rate (the floor of the budgets);
+    // a test identifier's code is never sent, so it counts for nothing.
+    if let (crate::identifiers::Identifier::Phone(number), None) =
+        (&identifier, &current.test_identifier)
+        && let Some(write) = super::budget::count_verified(ctx.app_id, number, now)
+    {
+        writes.push(write);
+    }
     if first_verification {
         // No longer pending: the identifier now routes logins to this user.
         writes.push(Write::ConfirmOwner {

@@ -5,6 +5,7 @@
 use crate::clock::Timestamp;
 
 pub mod authenticate;
+pub mod budget;
 pub mod rate;
 pub mod send;
 

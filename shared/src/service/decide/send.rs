@@ -17,6 +17,7 @@ use crate::ports::{
 use crate::random::{Random, random_digits};
 use crate::service::Limits;
 use crate::service::commit::{Decision, Need, Snapshot};
+use crate::service::decide::budget::{self, Budget};
 use crate::service::decide::rate::{self, CounterRule, Limit};
 use crate::service::decide::retry_after;
 use crate::templates::{Placeholders, render};
@@ -104,6 +105,8 @@ pub struct Undo {
     pub made: Made,
     /// The counters as the commit left them, and the time of the hits it added.
     pub counters: Vec<Versioned<SendCounter>>,
+    /// The SMS budgets it counted on.
+    pub budgets: Vec<Budget>,
     pub hit_at: Timestamp,
 }
 
@@ -184,6 +187,7 @@ pub fn keys_to_load(
     request: &SendRequest,
     target: Option<&TargetRef>,
     limits: &Limits,
+    now: Timestamp,
 ) -> Vec<Key> {
     let mut keys = vec![
         Key::Owner {
@@ -205,6 +209,9 @@ pub fn keys_to_load(
         .into_iter()
         .map(|rule| Key::Counter { key: rule.key }),
     );
+    if let Identifier::Phone(number) = &request.identifier {
+        keys.extend(budget::floor_keys(app_id, number, now));
+    }
     match target {
         Some(TargetRef::User(user_id)) => keys.push(Key::User {
             app_id: app_id.clone(),
@@ -365,14 +372,13 @@ pub fn keys_to_load_next(
 
 /// The writes that take an identifier from the user it was attached to unverified: the method
 /// goes from that user (as read), with its codes.
-fn take_from(
-    snapshot: &Snapshot,
-    taken: &Versioned<Owner>,
-) -> Result<Vec<Write>, Error> {
+fn take_from(snapshot: &Snapshot, taken: &Versioned<Owner>) -> Result<Vec<Write>, Error> {
     let owner = &taken.value;
     let user = snapshot
         .user(&owner.app_id, owner.user_id.home())
-        .ok_or_else(|| Error::Internal("the user an identifier is taken from was not read".into()))?;
+        .ok_or_else(|| {
+            Error::Internal("the user an identifier is taken from was not read".into())
+        })?;
     let mut writes = vec![Write::DeleteCodes {
         app_id: owner.app_id.clone(),
         method_id: owner.method_id.clone(),
@@ -449,7 +455,11 @@ pub fn decide_send(
     }
     match decide(ctx, request, target, snapshot) {
         Ok((writes, plan)) => Decision::commit(writes, Ok(plan)),
-        Err(error @ Error::TooManyRequests { .. }) => {
+        Err(
+            error @ (Error::TooManyRequests { .. }
+            | Error::SmsBudgetExhausted { .. }
+            | Error::SmsRegionPaused { .. }),
+        ) => {
             // A locked user is told so before being told to slow down; when the user was not
             // read, a commit of the lock's condition alone (it writes nothing) finds out.
             let app_id = &ctx.app.app.id;
@@ -549,6 +559,23 @@ fn decide(
             })?;
         writes.extend(counted.writes);
         counters = counted.after;
+    }
+    // SMS budgets and the verification floor (test identifiers use none).
+    let mut budgets = Vec::new();
+    if let (Identifier::Phone(number), None) = (identifier, test) {
+        let settings = app.sms_budgets.unwrap_or(ctx.limits.sms_budgets);
+        if let Some(until) = budget::paused(&settings, app_id, number, now, snapshot) {
+            return Err(Error::SmsRegionPaused {
+                retry_after_seconds: retry_after(now, until),
+            });
+        }
+        budgets = budget::sms_budgets(&settings, number, now);
+        if let Some(until) = budget::exhausted(app_id, &budgets, snapshot) {
+            return Err(Error::SmsBudgetExhausted {
+                retry_after_seconds: retry_after(now, until),
+            });
+        }
+        writes.extend(budgets.iter().map(|b| budget::count(app_id, b)));
     }
 
     let expiration_minutes = request
@@ -714,7 +741,7 @@ fn decide(
         Identifier::Phone(number) => Outgoing::Sms(SmsMessage {
             to: number.clone(),
             sender_id: config.sender_id.clone(),
-            text: rendered.text,
+            text: with_autofill(&rendered.text, config, &code),
             code: CodeForOutbox(code),
         }),
         Identifier::Email(email) => Outgoing::Email(EmailMessage {
@@ -743,10 +770,28 @@ fn decide(
             challenge_id,
             made,
             counters,
+            budgets,
             hit_at: now,
         },
     };
     Ok((writes, plan))
+}
+
+/// An SMS text with the lines that let the code fill itself in: the Android app's SMS Retriever
+/// hash on its own line, and last the WebOTP line `@<domain> #<code>` (the Web OTP API reads
+/// only the last line).
+pub fn with_autofill(text: &str, config: &LoginConfig, code: &str) -> String {
+    let mut lines = Vec::new();
+    if let Some(hash) = &config.android_app_hash {
+        lines.push(hash.clone());
+    }
+    if let Some(domain) = &config.webotp_domain {
+        lines.push(format!("@{domain} #{code}"));
+    }
+    if lines.is_empty() {
+        return text.to_owned();
+    }
+    format!("{}\n\n{}", text.trim_end(), lines.join("\n"))
 }
 
 /// The keys an undo reads first: the codes of the send's method.
@@ -864,6 +909,7 @@ pub fn decide_undo(undo: &Undo, snapshot: &Snapshot, landed: bool) -> Decision<(
             writes.push(write);
         }
     }
+    writes.extend(undo.budgets.iter().map(|b| budget::uncount(app_id, b)));
     Decision::commit(writes, Ok(()))
 }
 

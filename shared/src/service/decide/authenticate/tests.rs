@@ -5,9 +5,9 @@ use crate::crypto::new_session_token;
 use crate::identifiers::{Identifier, PhoneNumber};
 use crate::ids::{ChallengeId, ConfigId, PhoneId, SessionId, TestIdentifierId, UserId};
 use crate::model::{Challenge, Channel, Codes, Lock, TestIdentifier, UserStatus};
-use crate::service::commit::Need;
 use crate::ports::{Record, Versioned};
 use crate::random::SeededRandom;
+use crate::service::commit::Need;
 
 const NOW: Timestamp = Timestamp(1_800_000_000);
 
@@ -170,6 +170,7 @@ fn a_right_code_spends_the_code_verifies_the_method_and_starts_a_session() {
             expect: session_expect,
             ..
         },
+        Write::Tally { name, add: 1, .. },
         Write::ConfirmOwner { method_id, .. },
     ] = decision.writes.as_slice()
     else {
@@ -183,19 +184,26 @@ fn a_right_code_spends_the_code_verifies_the_method_and_starts_a_session() {
         method_id, &world.method_id,
         "a first verification ends the identifier's pending attachment"
     );
-    assert!(!plan.reset_sessions, "a user's only method: nobody else's sessions");
+    assert!(
+        !plan.reset_sessions,
+        "a user's only method: nobody else's sessions"
+    );
+    assert!(
+        name.starts_with("verified#region#US#"),
+        "a verified SMS code counts for its region's rate: {name}"
+    );
 
     // Without a duration: no session.
     let decision = world.decide("123456", None, None, &snapshot);
     assert!(decision.answer.unwrap().session.is_none());
-    assert_eq!(decision.writes.len(), 3);
+    assert_eq!(decision.writes.len(), 4);
 
     // Verified already: no owner write.
     let mut verified = world.user.clone();
     verified.value.record_success(&world.method_id);
     let snapshot = world.snapshot(Some(&verified), Some(world.code(0)));
     let decision = world.decide("123456", None, None, &snapshot);
-    assert_eq!(decision.writes.len(), 2, "{:?}", decision.writes);
+    assert_eq!(decision.writes.len(), 3, "{:?}", decision.writes);
 }
 
 #[test]
@@ -285,7 +293,13 @@ fn a_first_verification_on_a_user_with_another_verified_method_revokes_its_other
         .collect();
     assert_eq!(deleted.len(), 2, "the live ones: {:?}", decision.writes);
     assert!(
-        decision.writes.iter().any(|w| matches!(w, Write::PutSession { expect: Expect::Absent, .. })),
+        decision.writes.iter().any(|w| matches!(
+            w,
+            Write::PutSession {
+                expect: Expect::Absent,
+                ..
+            }
+        )),
         "the new session is made"
     );
 }

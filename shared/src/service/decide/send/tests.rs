@@ -5,9 +5,9 @@ use crate::identifiers::{EmailAddress, PhoneNumber};
 use crate::ids::{SecretId, TestIdentifierId};
 use crate::model::{App, Lock};
 use crate::ports::Record;
-use crate::service::commit::Need;
 use crate::random::SeededRandom;
 use crate::service::SendLimits;
+use crate::service::commit::Need;
 
 const NOW: Timestamp = Timestamp(1_800_000_000);
 const PHONE: &str = "+12025550100";
@@ -30,6 +30,8 @@ impl World {
             is_default,
             template_id: None,
             sender_id: None,
+            webotp_domain: None,
+            android_app_hash: None,
             grant_change_password: false,
             code_length: 6,
             expiration_minutes: 2,
@@ -54,6 +56,7 @@ impl World {
                 configs,
                 templates: Vec::new(),
                 sms_countries: None,
+                sms_budgets: None,
             },
             limits: Limits {
                 send: SendLimits {
@@ -86,7 +89,7 @@ impl World {
 
     /// A snapshot as the load would give it for `request`: nothing stored.
     fn empty(&self, request: &SendRequest, target: Option<&TargetRef>) -> Snapshot {
-        let keys = keys_to_load(&self.app_id(), request, target, &self.limits);
+        let keys = keys_to_load(&self.app_id(), request, target, &self.limits, NOW);
         let loaded = vec![None; keys.len()];
         Snapshot::from_loaded(&keys, loaded)
     }
@@ -180,13 +183,29 @@ fn a_new_identifier_makes_a_user_its_owner_and_its_first_code_and_counts_the_sen
     assert!(plan.outcome.user_created);
     assert_eq!(plan.outcome.method_id.home(), plan.outcome.user_id.home());
     let kinds: Vec<&str> = writes.iter().map(kind).collect();
-    assert_eq!(kinds, ["PutCounter", "PutOwner", "PutCodes", "PutUser"]);
+    // The identifier's counter, then the SMS budgets (app, region and prefix, hour and day).
+    assert_eq!(
+        kinds,
+        [
+            "PutCounter",
+            "Tally",
+            "Tally",
+            "Tally",
+            "Tally",
+            "Tally",
+            "Tally",
+            "PutOwner",
+            "PutCodes",
+            "PutUser"
+        ]
+    );
     for write in &writes {
         match write {
             Write::PutOwner { expect, .. }
             | Write::PutCodes { expect, .. }
             | Write::PutUser { expect, .. }
             | Write::PutCounter { expect, .. } => assert_eq!(*expect, Expect::Absent),
+            Write::Tally { add: 1, .. } => {}
             other => panic!("{other:?}"),
         }
     }
@@ -452,6 +471,102 @@ fn a_known_user_over_the_limit_is_checked_for_a_lock_before_being_told_to_wait()
 }
 
 #[test]
+fn an_sms_can_carry_the_lines_that_fill_the_code_in() {
+    let mut world = World::new();
+    let config = world
+        .app
+        .configs
+        .iter_mut()
+        .find(|c| c.channel == Channel::Sms)
+        .unwrap();
+    config.webotp_domain = Some("login.example.com".into());
+    config.android_app_hash = Some("FA+9qCX9VSu".into());
+    let request = login_or_create(phone());
+    let (_, plan) = committed(world.decide(&request, None, &world.empty(&request, None)));
+    let Outgoing::Sms(sms) = &plan.message else {
+        panic!("an SMS")
+    };
+    let lines: Vec<&str> = sms.text.lines().collect();
+    let code = &sms.code.0;
+    assert_eq!(
+        lines.last(),
+        Some(&format!("@login.example.com #{code}").as_str())
+    );
+    assert_eq!(lines[lines.len() - 2], "FA+9qCX9VSu");
+    assert!(
+        lines[0].contains(code.as_str()),
+        "the text itself still says the code"
+    );
+    // Without them the text is the template's.
+    let bare = with_autofill("Your code is 1", &world.app.configs[1], "1");
+    assert_eq!(bare, "Your code is 1");
+}
+
+#[test]
+fn sms_budgets_and_the_verification_floor() {
+    let mut world = World::new();
+    let request = login_or_create(phone());
+    let budgets = crate::service::decide::budget::sms_budgets(
+        &crate::model::SmsBudgets::default(),
+        &PhoneNumber::parse(PHONE).unwrap(),
+        NOW,
+    );
+    // A budget the commit found full (its tally came back with the conflict): 429 until its
+    // window ends, nothing written.
+    let mut snapshot = world.empty(&request, None);
+    snapshot.put(Record::Tally(crate::model::Tally {
+        app_id: world.app_id(),
+        name: budgets[4].name.clone(),
+        count: 20,
+    }));
+    match refused(world.decide(&request, None, &snapshot)) {
+        Error::SmsBudgetExhausted {
+            retry_after_seconds,
+        } => assert_eq!(
+            retry_after_seconds,
+            (budgets[4].window_end.seconds() - NOW.seconds()) as u64
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A region where few codes sent are verified is paused.
+    let mut snapshot = world.empty(&request, None);
+    snapshot.put(Record::Tally(crate::model::Tally {
+        app_id: world.app_id(),
+        name: budgets[3].name.clone(),
+        count: 150,
+    }));
+    assert!(matches!(
+        refused(world.decide(&request, None, &snapshot)),
+        Error::SmsRegionPaused { .. }
+    ));
+    // The app's own settings: no limits, no floor: only the region's day is counted.
+    world.app.sms_budgets = Some(crate::model::SmsBudgets {
+        app: crate::model::WindowLimits {
+            hour: None,
+            day: None,
+        },
+        region: crate::model::WindowLimits {
+            hour: None,
+            day: None,
+        },
+        prefix: crate::model::WindowLimits {
+            hour: None,
+            day: None,
+        },
+        prefix_digits: 8,
+        verification_floor: None,
+    });
+    let (writes, plan) = committed(world.decide(&request, None, &snapshot));
+    let tallies: Vec<&Write> = writes.iter().filter(|w| kind(w) == "Tally").collect();
+    assert_eq!(tallies.len(), 1);
+    assert_eq!(plan.undo.budgets.len(), 1);
+    // Email is not held to SMS budgets.
+    let request = login_or_create(email());
+    let (writes, _) = committed(world.decide(&request, None, &world.empty(&request, None)));
+    assert!(!writes.iter().any(|w| kind(w) == "Tally"));
+}
+
+#[test]
 fn an_allowed_country_and_a_named_config_are_used() {
     let mut world = World::new();
     world.app.sms_countries = Some(vec!["1".into()]);
@@ -512,6 +627,10 @@ fn a_test_identifier_uses_its_fixed_code_and_no_send_limit() {
     let (writes, plan) = committed(world.decide(&request, None, &snapshot));
     assert!(plan.test);
     assert!(!writes.iter().any(|w| kind(w) == "PutCounter"));
+    assert!(
+        !writes.iter().any(|w| kind(w) == "Tally"),
+        "no SMS budget either"
+    );
     assert!(plan.undo.counters.is_empty());
     let Some(Write::PutCodes { codes, .. }) = writes.iter().find(|w| kind(w) == "PutCodes") else {
         panic!("no code")
@@ -605,7 +724,10 @@ fn an_identifier_attached_but_unverified_routes_no_login_to_its_user() {
     );
     snapshot.put(Record::User(attacker.clone()));
     let (writes, plan) = committed(world.decide(&request, None, &snapshot));
-    assert!(plan.outcome.user_created, "the victim gets a user of their own");
+    assert!(
+        plan.outcome.user_created,
+        "the victim gets a user of their own"
+    );
     assert_ne!(plan.outcome.user_id, attacker.value.id);
     assert!(writes.contains(&Write::DeleteCodes {
         app_id: world.app_id(),
@@ -627,7 +749,10 @@ fn an_identifier_attached_but_unverified_routes_no_login_to_its_user() {
     };
     assert_eq!(*expect, Expect::Rev(2));
     assert_eq!(owner.user_id, plan.outcome.user_id);
-    assert_eq!(owner.pending_since, None, "a login's own identifier is not pending");
+    assert_eq!(
+        owner.pending_since, None,
+        "a login's own identifier is not pending"
+    );
     assert!(matches!(plan.undo.made, Made::User { owner_rev: 3, .. }));
 
     // A send to it without a target finds nobody; to another target, it is taken until it
@@ -651,13 +776,20 @@ fn an_identifier_attached_but_unverified_routes_no_login_to_its_user() {
     attached.value.pending_since = Some(NOW.plus_seconds(-crate::model::PENDING_ATTACH_SECONDS));
     snapshot.put(Record::Owner(attached.clone()));
     let (writes, plan) = committed(world.decide(&send, Some(&target), &snapshot));
-    assert_eq!(plan.outcome.user_id, other.value.id, "an abandoned attachment is free");
+    assert_eq!(
+        plan.outcome.user_id, other.value.id,
+        "an abandoned attachment is free"
+    );
     let Some(Write::PutOwner { owner, .. }) =
         writes.iter().find(|w| matches!(w, Write::PutOwner { .. }))
     else {
         panic!("{writes:?}")
     };
-    assert_eq!(owner.pending_since, Some(NOW), "attached: pending until verified");
+    assert_eq!(
+        owner.pending_since,
+        Some(NOW),
+        "attached: pending until verified"
+    );
     // The attacker's own resend (to finish verifying) still reaches them.
     send.mode = SendMode::Send {
         target: Some(SendTarget::UserId(attacker.value.id.to_string())),
@@ -746,13 +878,35 @@ fn an_undo_takes_the_code_and_what_the_send_made_back_and_gives_back_its_hits() 
     let kinds: Vec<&str> = undo.writes.iter().map(kind).collect();
     assert_eq!(
         kinds,
-        ["DeleteCodes", "DeleteOwner", "DeleteUser", "PutCounter"]
+        [
+            "DeleteCodes",
+            "DeleteOwner",
+            "DeleteUser",
+            "PutCounter",
+            "Tally",
+            "Tally",
+            "Tally",
+            "Tally",
+            "Tally",
+            "Tally"
+        ]
     );
-    let Some(Write::PutCounter { counter, expect }) = undo.writes.last() else {
+    let Some(Write::PutCounter { counter, expect }) = undo.writes.get(3) else {
         panic!("the hit goes back")
     };
     assert!(counter.hits.is_empty());
     assert_eq!(*expect, Expect::Rev(1));
+    assert!(
+        undo.writes[4..].iter().all(|w| matches!(
+            w,
+            Write::Tally {
+                add: -1,
+                limit: None,
+                ..
+            }
+        )),
+        "the SMS budgets are given back"
+    );
 
     // Another send for the same new number delivered its code meanwhile: the user stays (it
     // has a code someone received); only this send's code and hits go.
@@ -774,6 +928,7 @@ fn an_undo_takes_the_code_and_what_the_send_made_back_and_gives_back_its_hits() 
             counter,
             expect: Expect::Rev(6),
         },
+        ..,
     ] = undo.writes.as_slice()
     else {
         panic!("{:?}", undo.writes)
@@ -850,7 +1005,15 @@ fn an_unanswered_send_whose_code_is_not_there_was_not_applied() {
             .iter()
             .map(kind)
             .collect::<Vec<_>>(),
-        ["PutCounter"],
+        [
+            "PutCounter",
+            "Tally",
+            "Tally",
+            "Tally",
+            "Tally",
+            "Tally",
+            "Tally"
+        ],
         "a send known to have landed gives its hits back even when its code has gone"
     );
     assert!(matches!(
@@ -867,6 +1030,8 @@ fn kind(write: &Write) -> &'static str {
         Write::PutOwner { .. } => "PutOwner",
         Write::DeleteOwner { .. } => "DeleteOwner",
         Write::ConfirmOwner { .. } => "ConfirmOwner",
+        Write::Tally { .. } => "Tally",
+        Write::DeleteTally { .. } => "DeleteTally",
         Write::Check { .. } => "Check",
         Write::PutCodes { .. } => "PutCodes",
         Write::ReplaceCode { .. } => "ReplaceCode",
