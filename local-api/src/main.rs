@@ -139,6 +139,8 @@ async fn create_development_app(deps: &Deps) -> Result<(String, String), shared:
                 is_default: true,
                 template_id: None,
                 sender_id: None,
+                webotp_domain: None,
+                android_app_hash: None,
                 grant_change_password: None,
                 code_length: None,
                 expiration_minutes: None,

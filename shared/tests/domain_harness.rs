@@ -73,6 +73,8 @@ pub fn config_input(channel: Channel, is_default: bool) -> LoginConfigInput {
         is_default,
         template_id: None,
         sender_id: None,
+        webotp_domain: None,
+        android_app_hash: None,
         grant_change_password: None,
         code_length: None,
         expiration_minutes: None,
