@@ -17,6 +17,7 @@ use shared::api::{
 };
 use shared::clock::SystemClock;
 use shared::crypto::{CodeHasher, ManagementKeyHash};
+use shared::ids::RequestId;
 use shared::jwt::JwtKeys;
 use shared::memory::Outbox;
 use shared::model::Channel;
@@ -78,19 +79,49 @@ fn into_response(api: ApiResponse) -> Response {
     response
 }
 
+/// Whether a `Host` header names this machine's loopback interface (`127.0.0.1`, `[::1]`,
+/// `localhost`, with or without a port). The outbox answers only then: a page elsewhere that
+/// rebinds its own DNS name to 127.0.0.1 (DNS rebinding) still sends its own name as `Host`.
+fn is_loopback_host(host: Option<&HeaderValue>) -> bool {
+    let Some(host) = host.and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 async fn serve(State(server): State<Arc<Server>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
     if let Some(outbox) = &server.outbox
         && path == "/_dev/outbox"
         && parts.method == Method::GET
+        && is_loopback_host(parts.headers.get(header::HOST))
     {
         let body = json!({"messages": outbox.messages()});
         let mut response = Response::new(Body::from(body.to_string()));
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let request_id = RequestId::generate(server.deps.random.as_ref());
+        if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+            headers.insert("x-request-id", value);
+        }
         return response;
     }
     let (route, params) = match find_route(parts.method.as_str(), &path) {
@@ -284,5 +315,105 @@ async fn main() {
         .await
     {
         fail(format!("server error: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server() -> Arc<Server> {
+        let keys = Keys {
+            management_key: ManagementKeyHash::of_key("dev-management-key"),
+            code_hasher: CodeHasher::new(&[1u8; 32]).expect("key"),
+            jwt: JwtKeys::generate().expect("JWT key"),
+        };
+        let settings = Settings {
+            public_base_url: "http://127.0.0.1:3000".into(),
+            default_email_from: "no-reply@example.com".into(),
+            limits: Limits::default(),
+            app_cache_seconds: 0,
+        };
+        let in_memory = InMemory::new(keys, settings);
+        Arc::new(Server {
+            deps: in_memory.deps,
+            outbox: Some(in_memory.outbox),
+        })
+    }
+
+    async fn get(server: &Arc<Server>, method: Method, path: &str, host: &str) -> Response {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, host)
+            .body(Body::empty())
+            .expect("request");
+        serve(State(server.clone()), request).await
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for host in [
+            "127.0.0.1",
+            "127.0.0.1:3000",
+            "localhost:3000",
+            "LOCALHOST",
+            "[::1]:3000",
+            "[::1]",
+            "127.1.2.3:80",
+        ] {
+            assert!(
+                is_loopback_host(Some(&HeaderValue::from_static(host))),
+                "{host}"
+            );
+        }
+        for host in [
+            "evil.example.com",
+            "evil.example.com:3000",
+            "127.0.0.1.nip.io:3000",
+            "10.0.0.1:3000",
+            "",
+            "[::2]:3000",
+        ] {
+            assert!(
+                !is_loopback_host(Some(&HeaderValue::from_static(host))),
+                "{host}"
+            );
+        }
+        assert!(!is_loopback_host(None));
+    }
+
+    #[tokio::test]
+    async fn the_outbox_answers_only_on_a_loopback_host_and_every_answer_is_not_cached() {
+        let server = server();
+        let ok = get(&server, Method::GET, "/_dev/outbox", "127.0.0.1:3000").await;
+        assert_eq!(ok.status(), http::StatusCode::OK);
+        let rebound = get(
+            &server,
+            Method::GET,
+            "/_dev/outbox",
+            "attacker.example:3000",
+        )
+        .await;
+        assert_eq!(rebound.status(), http::StatusCode::NOT_FOUND);
+        let not_allowed = get(&server, Method::DELETE, "/v2/session/apps", "127.0.0.1").await;
+        assert_eq!(not_allowed.status(), http::StatusCode::METHOD_NOT_ALLOWED);
+        let unknown = get(&server, Method::GET, "/nowhere", "127.0.0.1").await;
+        assert_eq!(unknown.status(), http::StatusCode::NOT_FOUND);
+        for response in [ok, rebound, not_allowed, unknown] {
+            assert_eq!(
+                response.headers().get(header::CACHE_CONTROL),
+                Some(&HeaderValue::from_static("no-store"))
+            );
+            assert!(
+                response
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("request-id-")),
+                "{:?}",
+                response.headers()
+            );
+        }
     }
 }

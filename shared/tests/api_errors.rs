@@ -843,6 +843,72 @@ async fn session_errors() {
 }
 
 #[tokio::test]
+async fn the_jwks_is_cacheable_and_everything_else_is_not() {
+    let w = world().await;
+    let params = [("app_id", w.app_id.as_str())];
+    let r = raw_call(
+        w.deps(),
+        RouteId::SessionsJwks,
+        &params,
+        HeaderMap::new(),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.headers.get(header::CACHE_CONTROL).unwrap(),
+        "public, max-age=300"
+    );
+    let etag = r.headers.get(header::ETAG).expect("an ETag").clone();
+    let again = raw_call(
+        w.deps(),
+        RouteId::SessionsJwks,
+        &params,
+        HeaderMap::new(),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(
+        again.headers.get(header::ETAG),
+        Some(&etag),
+        "the tag is the keys', not the request's"
+    );
+    let mut conditional = HeaderMap::new();
+    conditional.insert(header::IF_NONE_MATCH, etag.clone());
+    let r = raw_call(
+        w.deps(),
+        RouteId::SessionsJwks,
+        &params,
+        conditional,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(r.headers.get(header::ETAG), Some(&etag));
+    let mut stale = HeaderMap::new();
+    stale.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"other\""));
+    let r = raw_call(w.deps(), RouteId::SessionsJwks, &params, stale, Vec::new()).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // An unknown app's JWKS, and every other answer, is not to be kept.
+    let unknown = [("app_id", "app-0f8c2f1e-5a6b-4c3d-8e9f-0a1b2c3d4e5f")];
+    let r = raw_call(
+        w.deps(),
+        RouteId::SessionsJwks,
+        &unknown,
+        HeaderMap::new(),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+    assert!(r.headers.get(header::ETAG).is_none());
+    let r = w
+        .login(RouteId::SmsLoginOrCreate, json!({"phone_number": PHONE}))
+        .await;
+    assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+}
+
+#[tokio::test]
 async fn delivery_failures_answer_502_and_leave_no_usable_code() {
     let mut w = world().await;
     w.mem.deps.sms = Arc::new(FailingSender);

@@ -212,7 +212,24 @@ pub async fn handle(deps: &Deps, route: RouteId, request: ApiRequest) -> ApiResp
     } else {
         dispatch(deps, route, &request, &request_id).await
     };
+    // The JWKS is public and changes only when an app's keys do: caches may keep it a while,
+    // and a client that has it already (its ETag) is answered without it.
+    let cacheable = match (&result, route.id) {
+        (Ok(Reply::Json(_, body)), RouteId::SessionsJwks) => Some(jwks_etag(body)),
+        _ => None,
+    };
+    let not_modified = cacheable.as_ref().is_some_and(|etag| {
+        request
+            .headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|tag| tag.trim() == etag || tag.trim() == "*")
+            })
+    });
     let (status, body, retry_after) = match result {
+        Ok(_) if not_modified => (StatusCode::NOT_MODIFIED, None, None),
         Ok(Reply::NoContent) => (StatusCode::NO_CONTENT, None, None),
         Ok(Reply::Json(status, mut body)) => {
             if let Some(object) = body.as_object_mut() {
@@ -245,7 +262,20 @@ pub async fn handle(deps: &Deps, route: RouteId, request: ApiRequest) -> ApiResp
     if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
         headers.insert("x-request-id", value);
     }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    match &cacheable {
+        Some(etag) => {
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(JWKS_CACHE_CONTROL),
+            );
+            if let Ok(value) = HeaderValue::from_str(etag) {
+                headers.insert(header::ETAG, value);
+            }
+        }
+        None => {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+    }
     if let Some(seconds) = retry_after {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
@@ -264,6 +294,17 @@ pub async fn handle(deps: &Deps, route: RouteId, request: ApiRequest) -> ApiResp
         headers,
         body,
     }
+}
+
+/// How long caches may keep a JWKS: a key added by a rotation is published at most this long
+/// after it signs (clients fetch an unknown `kid` anew), and a JWT lives 5 minutes.
+pub const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
+
+/// The JWKS's entity tag: a hash of its keys (not of the request id it carries).
+fn jwks_etag(body: &Value) -> String {
+    let keys = serde_json::to_vec(&body["keys"]).unwrap_or_default();
+    let digest = crate::crypto::sha256(&keys);
+    format!("\"{}\"", crate::crypto::to_hex(&digest[..16]))
 }
 
 /// The response for a path no route serves, in the dialect its prefix suggests.
@@ -294,6 +335,9 @@ pub fn unrouted(deps: &Deps, method_known: bool, path: &str) -> ApiResponse {
         HeaderValue::from_static("application/json"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        headers.insert("x-request-id", value);
+    }
     ApiResponse {
         status,
         headers,
