@@ -110,12 +110,19 @@ fn wait_ready(started: &Started, function: &str) -> Result<std::time::Instant, S
 }
 
 fn cold_once(setup: &Setup, function: &str, event: &[u8]) -> Result<Cold, String> {
+    // `BENCH_WRAP="strace -f -tt -o trace.txt"` runs each cold start under a tool, to see where
+    // its time goes (the figures are then the tool's, not the function's).
+    let wrapper: Vec<String> = std::env::var("BENCH_WRAP")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
     let started = start_function(
         &setup.binary(function),
         function,
         &setup.env,
         &setup.log(function),
-        &[],
+        &wrapper,
     )
     .map_err(|e| format!("cannot start {function}: {e}"))?;
     let result = (|| {
