@@ -119,7 +119,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         .flatten()
         .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "json"))
         .map(|entry| read_json(&entry.path()))
-        .filter(|record| !record.is_null())
+        .filter(|record| record["label"].is_string())
         .collect();
     history.sort_by(|a, b| {
         a["date"]
@@ -128,10 +128,55 @@ pub fn run(args: &Args) -> Result<(), String> {
             .cmp(b["date"].as_str().unwrap_or(""))
     });
     let notes = std::fs::read_to_string("bench/NOTES.md").unwrap_or_default();
-    let text = render(&record, &history, &notes, &results);
+    let profiles = read_json(&Path::new(&results).join("profiles.json"));
+    let mut text = render(&record, &history, &notes, &results);
+    if let Some(table) = profiles_table(&profiles) {
+        // Before the notes, which discuss it.
+        match text.find("\n## Notes") {
+            Some(at) => text.insert_str(at, &table),
+            None => text.push_str(&table),
+        }
+    }
     std::fs::write(&markdown, text).map_err(|e| format!("{markdown}: {e}"))?;
     println!("wrote {results}/{label}.json and {markdown}");
     Ok(())
+}
+
+/// The release profiles `scripts/bench-profiles.sh` compared (`bench/results/profiles.json`).
+fn profiles_table(profiles: &Value) -> Option<String> {
+    let profiles = profiles.as_object().filter(|p| !p.is_empty())?;
+    let mut out = String::from(
+        "\n## Release profiles compared\n\n`scripts/bench-profiles.sh`: each profile in its own target folder, \
+         from a built dependency cache; x86-64. Build times: one function's link (its `main` touched), \
+         the three emulated functions after touching `shared/src/lib.rs`, and every function (29) \
+         after touching it where measured. Init ratio: median cold init over the bare function \
+         built with the same profile, same rounds.\n\n\
+         | profile | opt-level | lto | codegen-units | rustflags | one link | 3 functions | 29 functions | zip send / session MB | init ratio send / session |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (name, p) in profiles {
+        let zip = |f: &str| mb(&p["sizes"][f]["zip_bytes"]);
+        let init = |f: &str| ratio(&p["cold"][f]["init_ratio_to_baseline"]);
+        let _ = writeln!(
+            out,
+            "| `{name}` | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} |",
+            p["opt_level"].as_str().unwrap_or("?"),
+            p["lto"].as_str().unwrap_or("?"),
+            p["codegen_units"],
+            p["rustflags"]
+                .as_str()
+                .filter(|f| !f.is_empty())
+                .unwrap_or("–"),
+            seconds(&p["one_function_link_s"]),
+            seconds(&p["three_functions_after_shared_s"]),
+            seconds(&p["all_functions_after_shared_s"]),
+            zip(SEND),
+            zip(SESSIONS),
+            init(SEND),
+            init(SESSIONS),
+        );
+    }
+    Some(out)
 }
 
 const SEND: &str = "otp-sms-login-or-create";
