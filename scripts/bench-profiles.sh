@@ -85,6 +85,8 @@ json.dump({
     "sizes": sizes,
     "cold": {f: {"init_median_ms": c["cold"]["init"]["median_ms"],
                  "init_ratio_to_baseline": c["cold"]["init_ratio_to_baseline"],
+                 "init_cpu_ratio_to_baseline": c["cold"].get("init_cpu_ratio_to_baseline"),
+                 "first_response_cpu_median_ms": c["cold"].get("first_response_cpu", {}).get("median_ms"),
                  "first_response_median_ms": c["cold"]["first_response"]["median_ms"]}
              for f, c in cold.items()},
 }, open(out, "w"), indent=2)

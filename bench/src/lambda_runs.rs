@@ -81,6 +81,10 @@ impl Setup {
 
 /// What one cold start measured.
 struct Cold {
+    /// CPU time (user + system) of a process stopped at its first `GET next`.
+    init_cpu_ms: Option<f64>,
+    /// CPU time of the process stopped after its first answer.
+    first_response_cpu_ms: Option<f64>,
     init_ms: f64,
     first_invoke_ms: f64,
     first_response_ms: f64,
@@ -125,11 +129,13 @@ fn cold_once(setup: &Setup, function: &str, event: &[u8]) -> Result<Cold, String
         &wrapper,
     )
     .map_err(|e| format!("cannot start {function}: {e}"))?;
-    let result = (|| {
+    let result = (|| -> Result<Cold, String> {
         let first_poll = wait_ready(&started, function)?;
         let (queued, answer) = started.api.invoke(event, INVOKE_TIMEOUT)?;
         let (status, body) = api_response(&answer.body);
         Ok(Cold {
+            init_cpu_ms: None,
+            first_response_cpu_ms: None,
             init_ms: millis(started.at, first_poll),
             first_invoke_ms: millis(queued, answer.at),
             first_response_ms: millis(started.at, answer.at),
@@ -138,8 +144,26 @@ fn cold_once(setup: &Setup, function: &str, event: &[u8]) -> Result<Cold, String
             rss_kib: proc_status_kib(started.pid(), "VmRSS"),
         })
     })();
-    started.stop();
-    result
+    let cpu = started.stop_with_cpu_ms();
+    let mut cold = result?;
+    cold.first_response_cpu_ms = cpu;
+    cold.init_cpu_ms = init_cpu_ms(setup, function);
+    Ok(cold)
+}
+
+/// The CPU time of one more start of `function`, stopped as soon as it asks for an event.
+fn init_cpu_ms(setup: &Setup, function: &str) -> Option<f64> {
+    let started = start_function(
+        &setup.binary(function),
+        function,
+        &setup.env,
+        &setup.log(function),
+        &[],
+    )
+    .ok()?;
+    let ready = started.api.wait_first_poll(INIT_TIMEOUT);
+    let cpu = started.stop_with_cpu_ms();
+    ready.and(cpu)
 }
 
 /// `GET /moto-api/data.json` of the SNS stand-in, and the code of the newest SMS to `phone`.
@@ -207,8 +231,16 @@ fn cold_round(setup: &Setup, round: usize, results: &mut [Vec<Cold>; 4]) -> Resu
     Ok(())
 }
 
-fn cold_summary(runs: &[Cold], baseline_init_median: f64) -> Value {
+fn cold_summary(runs: &[Cold], baseline_init_median: f64, baseline_cpu_median: f64) -> Value {
     let init: Vec<f64> = runs.iter().map(|c| c.init_ms).collect();
+    let init_cpu: Vec<f64> = runs.iter().filter_map(|c| c.init_cpu_ms).collect();
+    let first_response_cpu: Vec<f64> = runs
+        .iter()
+        .filter_map(|c| c.first_response_cpu_ms)
+        .collect();
+    let init_cpu_summary = summary(&init_cpu);
+    let cpu_ratio =
+        init_cpu_summary["median_ms"].as_f64().unwrap_or(f64::NAN) / baseline_cpu_median;
     let first_invoke: Vec<f64> = runs.iter().map(|c| c.first_invoke_ms).collect();
     let first_response: Vec<f64> = runs.iter().map(|c| c.first_response_ms).collect();
     let init_summary = summary(&init);
@@ -219,6 +251,9 @@ fn cold_summary(runs: &[Cold], baseline_init_median: f64) -> Value {
     json!({
         "init": init_summary,
         "init_ratio_to_baseline": round3(ratio),
+        "init_cpu": init_cpu_summary,
+        "init_cpu_ratio_to_baseline": round3(cpu_ratio),
+        "first_response_cpu": summary(&first_response_cpu),
         "first_invoke": summary(&first_invoke),
         "first_response": summary(&first_response),
         "statuses": statuses,
@@ -410,11 +445,18 @@ pub fn run(args: &Args) -> Result<(), String> {
     eprintln!(" {cold_runs} cold rounds");
     let baseline_init = summary(&cold[0].iter().map(|c| c.init_ms).collect::<Vec<_>>());
     let baseline_median = baseline_init["median_ms"].as_f64().unwrap_or(f64::NAN);
+    let baseline_cpu = summary(
+        &cold[0]
+            .iter()
+            .filter_map(|c| c.init_cpu_ms)
+            .collect::<Vec<_>>(),
+    );
+    let baseline_cpu_median = baseline_cpu["median_ms"].as_f64().unwrap_or(f64::NAN);
     let mut functions = serde_json::Map::new();
     for (i, function) in FUNCTIONS.iter().enumerate() {
         functions.insert(
             (*function).to_owned(),
-            json!({"cold": cold_summary(&cold[i], baseline_median)}),
+            json!({"cold": cold_summary(&cold[i], baseline_median, baseline_cpu_median)}),
         );
     }
 
@@ -454,10 +496,13 @@ pub fn run(args: &Args) -> Result<(), String> {
     for function in FUNCTIONS {
         let cold = &result["functions"][function]["cold"];
         println!(
-            "{function:<26} init {} ms ({}x), first response {} ms, statuses {}",
+            "{function:<26} init {} ms ({}x; CPU {} ms, {}x), first response {} ms (CPU {} ms), statuses {}",
             cold["init"]["median_ms"],
             cold["init_ratio_to_baseline"],
+            cold["init_cpu"]["median_ms"],
+            cold["init_cpu_ratio_to_baseline"],
             cold["first_response"]["median_ms"],
+            cold["first_response_cpu"]["median_ms"],
             cold["statuses"]
         );
     }
