@@ -10,10 +10,9 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response, service_fn};
-use shared::api::{ApiRequest, ApiResponse, Dialect, ROUTES, RouteId, handle};
+use shared::api::{ApiRequest, ApiResponse, RouteId, handle};
 use shared::clock::SystemClock;
 use shared::crypto::{CodeHasher, ManagementKeyHash};
-use shared::identifiers::PhoneNumber;
 use shared::jwt::JwtKeys;
 use shared::ports::{
     DeliveryError, EmailMessage, EmailSender, LogTestMessages, SmsMessage, SmsSender,
@@ -231,37 +230,6 @@ pub async fn lambda_aws_config() -> Result<SdkConfig, Error> {
         .await)
 }
 
-/// Whether `route`'s requests parse or print phone numbers: every Login API route (sends,
-/// authenticate, sessions and users read users and sessions, whose phone numbers the store
-/// parses back), and the test identifiers. Not the JWKS, nor the rest of the management API.
-pub fn handles_phone_numbers(route: RouteId) -> bool {
-    let login_api = ROUTES
-        .iter()
-        .any(|r| r.id == route && r.dialect == Dialect::Login);
-    login_api
-        || matches!(
-            route,
-            RouteId::CreateTestIdentifier
-                | RouteId::ListTestIdentifiers
-                | RouteId::DeleteTestIdentifier
-        )
-}
-
-/// Loads the phone-number metadata (every country's patterns, compiled on first use: 120 ms on
-/// the benchmark machine) on a thread of its own, so that the first request finds it ready, or
-/// nearly, instead of paying for it. Init does not wait for it.
-pub fn start_loading_phone_metadata() {
-    let started = std::thread::Builder::new()
-        .name("phone-metadata".into())
-        .spawn(|| {
-            let _ = PhoneNumber::parse("+12025550100");
-        });
-    if let Err(e) = started {
-        // The first request then loads it itself.
-        tracing::warn!(error = %e, "could not start loading the phone-number metadata");
-    }
-}
-
 /// The whole `main` of a function that sends no code: logs, configuration, AWS clients (once
 /// per cold start), then serve `route`.
 pub async fn serve(route: RouteId) -> Result<(), Error> {
@@ -273,44 +241,13 @@ pub async fn serve(route: RouteId) -> Result<(), Error> {
 }
 
 /// The whole `main` of a function that sends codes: as `serve`, with the senders `delivery`
-/// builds from the loaded AWS configuration. Init reaches the Runtime API as soon as the
-/// configuration is read; what only requests need (TLS, the phone-number metadata) is set up at
-/// the first request, or meanwhile on a thread of its own.
+/// builds from the loaded AWS configuration.
 pub async fn serve_delivering(
     route: RouteId,
     delivery: impl FnOnce(&SdkConfig) -> Delivery,
 ) -> Result<(), Error> {
-    if handles_phone_numbers(route) {
-        start_loading_phone_metadata();
-    }
     init_tracing();
     let aws = lambda_aws_config().await?;
     let deps = deps_from_env(&aws, delivery(&aws))?;
     run(route, deps).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn phone_metadata_is_loaded_ahead_only_where_requests_need_it() {
-        for route in [
-            RouteId::SmsLoginOrCreate,
-            RouteId::EmailSend,
-            RouteId::OtpAuthenticate,
-            RouteId::SessionsAuthenticate,
-            RouteId::UsersGet,
-            RouteId::CreateTestIdentifier,
-        ] {
-            assert!(handles_phone_numbers(route), "{route:?}");
-        }
-        for route in [
-            RouteId::SessionsJwks,
-            RouteId::CreateApp,
-            RouteId::CreateLoginConfig,
-        ] {
-            assert!(!handles_phone_numbers(route), "{route:?}");
-        }
-    }
 }
