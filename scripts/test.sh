@@ -24,6 +24,9 @@ scripts/lint-template.sh
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "Benchmarks: the criterion benches build and run once each (test mode; scripts/bench.sh measures)"
+cargo test --locked -p bench --benches
+
 step "Rust tests (the AWS adapters against moto, started for them)"
 if cargo nextest --version >/dev/null 2>&1; then
   scripts/with-moto.sh cargo nextest run --workspace --locked --no-fail-fast

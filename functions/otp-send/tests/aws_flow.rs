@@ -172,7 +172,11 @@ async fn sms_and_email_login_through_dynamodb_sns_and_ses() {
         );
         return;
     };
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // The functions' own configuration: region and credentials from the environment, HTTPS
+    // set up at the first request with the compiled-in roots.
+    let aws = function_runtime::lambda_aws_config()
+        .await
+        .expect("AWS_REGION is set by scripts/with-moto.sh");
     let table = format!("aws-flow-{}", random_u64(&OsRandom));
     store_dynamodb::create_table(&store_dynamodb::DynamoStore::client(&aws), &table)
         .await

@@ -1,9 +1,13 @@
 //! The glue between API Gateway (through `lambda_http`) and the transport-neutral handlers in
 //! `shared::api`, and the configuration every function reads at cold start.
 
+pub mod https;
+
 use std::sync::Arc;
 
-use aws_config::SdkConfig;
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response, service_fn};
 use shared::api::{ApiRequest, ApiResponse, RouteId, handle};
@@ -203,6 +207,30 @@ pub fn deps_from_env(aws: &SdkConfig, delivery: Delivery) -> Result<Deps, Error>
     Ok(aws_deps(aws, delivery, keys, settings, &table))
 }
 
+/// The AWS configuration from what Lambda puts in the environment: the region from `AWS_REGION`,
+/// credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`. Unlike
+/// `aws_config::load_defaults` it looks for no profile file and sets up no IMDS, ECS or SSO
+/// provider, and its HTTPS client sets up TLS at the first request, with compiled-in root
+/// certificates (`https`). Endpoint overrides (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`)
+/// still apply, for a local stand-in.
+pub async fn lambda_aws_config() -> Result<SdkConfig, Error> {
+    let region = std::env::var("AWS_REGION")
+        .ok()
+        .filter(|region| !region.trim().is_empty())
+        .ok_or("AWS_REGION must be set (Lambda sets it, with the credentials)")?;
+    // An empty, in-memory profile: no `~/.aws/config` or `~/.aws/credentials` lookup.
+    let no_profile_files = EnvConfigFiles::builder()
+        .with_contents(EnvConfigFileKind::Config, "")
+        .build();
+    Ok(aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(EnvironmentVariableCredentialsProvider::new())
+        .profile_files(no_profile_files)
+        .http_client(https::LazyHttpsClient::default())
+        .load()
+        .await)
+}
+
 /// The whole `main` of a function that sends no code: logs, configuration, AWS clients (once
 /// per cold start), then serve `route`.
 pub async fn serve(route: RouteId) -> Result<(), Error> {
@@ -220,7 +248,7 @@ pub async fn serve_delivering(
     delivery: impl FnOnce(&SdkConfig) -> Delivery,
 ) -> Result<(), Error> {
     init_tracing();
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = lambda_aws_config().await?;
     let deps = deps_from_env(&aws, delivery(&aws))?;
     run(route, deps).await
 }
