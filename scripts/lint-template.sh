@@ -22,4 +22,5 @@ export SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1
 mkdir -p target
 .venv-sam/bin/python scripts/translate_template.py template.yaml target/template.expanded.json
 .venv-sam/bin/cfn-lint target/template.expanded.json
-echo "template.yaml: sam validate --lint, cfn-lint (source and expanded): clean"
+.venv-sam/bin/python scripts/check_template.py target/template.expanded.json
+echo "template.yaml: sam validate --lint, cfn-lint (source and expanded), check_template.py: clean"

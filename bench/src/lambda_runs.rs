@@ -30,6 +30,7 @@ const SESSIONS: &str = "sessions-authenticate";
 /// The order of a round: the baseline first, then one login.
 const FUNCTIONS: [&str; 4] = [BASELINE, SEND, AUTHENTICATE, SESSIONS];
 const CODE_HASH_KEY: &str = "bench-code-hash-key-not-a-secret-0123456789";
+const KEY_ENCRYPTION_KEY: &str = "bench-key-encryption-key-not-a-secret-0123456789";
 const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -164,6 +165,38 @@ fn init_cpu_ms(setup: &Setup, function: &str) -> Option<f64> {
     let ready = started.api.wait_first_poll(INIT_TIMEOUT);
     let cpu = started.stop_with_cpu_ms();
     ready.and(cpu)
+}
+
+/// Creates a secret in the Secrets Manager stand-in (moto, on `AWS_ENDPOINT_URL`) and returns
+/// its ARN: the functions read theirs from there at cold start, as deployed ones do.
+fn create_secret(name: &str, value: &str) -> Result<String, String> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").map_err(|e| e.to_string())?;
+    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
+    // moto reads the region from the credential scope and checks no signature.
+    let authorization = format!(
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/secretsmanager/aws4_request, \
+         SignedHeaders=host, Signature=0"
+    );
+    let body = json!({"Name": name, "SecretString": value}).to_string();
+    let response = Client::new(authority)
+        .request(
+            "POST",
+            "/",
+            &[
+                ("connection", "close"),
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "secretsmanager.CreateSecret"),
+                ("authorization", authorization.as_str()),
+            ],
+            body.as_bytes(),
+        )
+        .map_err(|e| format!("CreateSecret {name}: {e}"))?;
+    let answer: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+    answer["ARN"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("CreateSecret {name}: {} {answer}", response.status()))
 }
 
 /// `GET /moto-api/data.json` of the SNS stand-in, and the code of the newest SMS to `phone`.
@@ -397,11 +430,20 @@ pub fn run(args: &Args) -> Result<(), String> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
+    // The functions get their secrets as deployed ones do: ARNs, read at cold start.
+    let secret_arns = [
+        ("MANAGEMENT_KEY_SHA256_SECRET_ARN", management_hash.as_str()),
+        ("CODE_HASH_KEY_SECRET_ARN", CODE_HASH_KEY),
+        ("KEY_ENCRYPTION_KEY_SECRET_ARN", KEY_ENCRYPTION_KEY),
+        ("JWT_SIGNING_KEY_SECRET_ARN", pem.as_str()),
+    ]
+    .iter()
+    .map(|(variable, value)| {
+        create_secret(&format!("{table}-{variable}"), value).map(|arn| (*variable, arn))
+    })
+    .collect::<Result<Vec<_>, String>>()?;
     let env: Vec<(String, String)> = [
         ("TABLE_NAME", table.as_str()),
-        ("MANAGEMENT_KEY_SHA256", management_hash.as_str()),
-        ("CODE_HASH_KEY", CODE_HASH_KEY),
-        ("JWT_SIGNING_KEY_PEM", pem.as_str()),
         ("DEFAULT_EMAIL_FROM", "no-reply@example.com"),
         ("RUST_LOG", "info"),
         // Warm runs send to one number many times.
@@ -411,14 +453,26 @@ pub fn run(args: &Args) -> Result<(), String> {
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .chain(
+        secret_arns
+            .iter()
+            .map(|(k, arn)| ((*k).to_owned(), arn.clone())),
+    )
     .collect();
 
+    // The local server takes the values themselves, and seals the app's key under the same
+    // key-encryption key.
     let seeding_env: Vec<(String, String)> = env
         .iter()
         .cloned()
         .chain([
             ("LOCAL_BACKEND".to_owned(), "aws".to_owned()),
             ("SES_FROM".to_owned(), "no-reply@example.com".to_owned()),
+            ("CODE_HASH_KEY".to_owned(), CODE_HASH_KEY.to_owned()),
+            (
+                "KEY_ENCRYPTION_KEY".to_owned(),
+                KEY_ENCRYPTION_KEY.to_owned(),
+            ),
         ])
         .collect();
     let server = LocalApi::start(

@@ -16,13 +16,13 @@ use shared::api::{
     ApiRequest, ApiResponse, MAX_BODY_BYTES, RouteMatch, find_route, handle, unrouted,
 };
 use shared::clock::SystemClock;
-use shared::crypto::{CodeHasher, ManagementKeyHash};
+use shared::crypto::{CodeHasher, KeyEncryptionKey, ManagementKeyHash};
 use shared::ids::RequestId;
 use shared::jwt::JwtKeys;
 use shared::memory::Outbox;
 use shared::model::Channel;
 use shared::ports::LogTestMessages;
-use shared::random::{OsRandom, Random};
+use shared::random::{OsRandom, Random, random_token};
 use shared::service::management::{self, LoginConfigInput};
 use shared::service::{
     AppCache, Deps, InMemory, Keys, Limits, SendLimits, Settings, app_cache_seconds_from_lookup,
@@ -258,15 +258,26 @@ async fn main() {
         }
     }
     .unwrap_or_else(|e| fail(e));
-    let jwt = match std::env::var("JWT_SIGNING_KEY_PEM") {
-        Ok(pem) if !pem.trim().is_empty() => JwtKeys::from_pem(&pem),
-        _ => JwtKeys::generate(),
+    // Seals the apps' signing keys in the store: apps made under another key cannot sign.
+    let key_encryption = match std::env::var("KEY_ENCRYPTION_KEY") {
+        Ok(key) if !key.trim().is_empty() => KeyEncryptionKey::from_secret(&key),
+        _ => KeyEncryptionKey::from_secret(&random_token(&OsRandom)),
     }
-    .unwrap_or_else(|e| fail(e.to_string()));
+    .unwrap_or_else(|e| fail(e));
+    // Signs for apps made before apps had their own keys (none are made here).
+    let legacy_signing = match std::env::var("JWT_SIGNING_KEY_PEM") {
+        Ok(pem) if !pem.trim().is_empty() => Some(Arc::new(
+            JwtKeys::from_pem(&pem).unwrap_or_else(|e| fail(e.to_string())),
+        )),
+        _ => None,
+    };
     let keys = Keys {
-        management_key: ManagementKeyHash::of_key(&management_key),
-        code_hasher,
-        jwt,
+        legacy_signing,
+        ..Keys::new(
+            ManagementKeyHash::of_key(&management_key),
+            code_hasher,
+            key_encryption,
+        )
     };
     let settings = Settings {
         public_base_url: public_base_url.clone(),
@@ -323,11 +334,11 @@ mod tests {
     use super::*;
 
     fn server() -> Arc<Server> {
-        let keys = Keys {
-            management_key: ManagementKeyHash::of_key("dev-management-key"),
-            code_hasher: CodeHasher::new(&[1u8; 32]).expect("key"),
-            jwt: JwtKeys::generate().expect("JWT key"),
-        };
+        let keys = Keys::new(
+            ManagementKeyHash::of_key("dev-management-key"),
+            CodeHasher::new(&[1u8; 32]).expect("key"),
+            KeyEncryptionKey::from_secret(&"k".repeat(32)).expect("key"),
+        );
         let settings = Settings {
             public_base_url: "http://127.0.0.1:3000".into(),
             default_email_from: "no-reply@example.com".into(),

@@ -39,8 +39,8 @@ use crate::ids::{
 };
 use crate::model::{
     App, AppSecret, AuthenticationFactor, Challenge, Channel, Codes, Lock, LoginConfig, Owner,
-    SendCounter, Session, SessionAttributes, SmsBudgets, Tally, Template, TestIdentifier, User,
-    UserStatus,
+    SendCounter, Session, SessionAttributes, SigningKey, SmsBudgets, Tally, Template,
+    TestIdentifier, User, UserStatus,
 };
 use crate::ports::{
     AppStore, CommitError, CommitToken, ConfigStore, Conflict, Expect, HomeRecords, Key,
@@ -248,7 +248,10 @@ fn is_conflict<T: std::fmt::Debug>(result: &Result<T, WriteError>) -> bool {
 pub async fn app_create_and_get(store: &dyn AppStore) {
     let at = now();
     let (app, secret) = app_with_secret(at);
-    store.create_app(&app, &secret).await.expect("create_app");
+    store
+        .create_app(&app, &secret, &[])
+        .await
+        .expect("create_app");
 
     assert_eq!(
         store.get_app(&app.id).await.expect("get_app"),
@@ -275,10 +278,13 @@ pub async fn app_create_and_get(store: &dyn AppStore) {
 pub async fn app_secrets_add_list_delete(store: &dyn AppStore) {
     let at = now();
     let (app, first) = app_with_secret(at);
-    store.create_app(&app, &first).await.expect("create_app");
+    store
+        .create_app(&app, &first, &[])
+        .await
+        .expect("create_app");
     let (other_app, other_secret) = app_with_secret(at);
     store
-        .create_app(&other_app, &other_secret)
+        .create_app(&other_app, &other_secret, &[])
         .await
         .expect("create_app");
 
@@ -333,7 +339,10 @@ pub async fn app_secrets_add_list_delete(store: &dyn AppStore) {
 pub async fn app_secret_touch(store: &dyn AppStore) {
     let at = now();
     let (app, first) = app_with_secret(at);
-    store.create_app(&app, &first).await.expect("create_app");
+    store
+        .create_app(&app, &first, &[])
+        .await
+        .expect("create_app");
     let second = secret_of(&app.id, at);
     store.add_secret(&second).await.expect("add_secret");
 
@@ -373,7 +382,10 @@ pub async fn app_secret_touch(store: &dyn AppStore) {
 pub async fn app_load_app(store: &dyn AllStores) {
     let at = now();
     let (app, secret) = app_with_secret(at);
-    store.create_app(&app, &secret).await.expect("create_app");
+    store
+        .create_app(&app, &secret, &[])
+        .await
+        .expect("create_app");
     let template = template_of(&app.id, Channel::Sms, at);
     store.put_template(&template).await.expect("put_template");
     let mut sms = config_of(&app.id, Channel::Sms, true, at);
@@ -1827,7 +1839,10 @@ pub async fn concurrent_deletes_keep_the_last_secret(store: Arc<dyn AllStores>) 
     for _ in 0..10 {
         let at = now();
         let (app, first) = app_with_secret(at);
-        store.create_app(&app, &first).await.expect("create_app");
+        store
+            .create_app(&app, &first, &[])
+            .await
+            .expect("create_app");
         let second = secret_of(&app.id, at);
         store.add_secret(&second).await.expect("add_secret");
         let barrier = Arc::new(tokio::sync::Barrier::new(2));
@@ -1899,6 +1914,96 @@ pub async fn concurrent_default_config(store: Arc<dyn ConfigStore>) {
     );
 }
 
+fn signing_key_of(kid: &str, at: Timestamp, retired_at: Option<Timestamp>) -> SigningKey {
+    SigningKey {
+        kid: kid.to_owned(),
+        n: format!("n-of-{kid}"),
+        e: "AQAB".to_owned(),
+        sealed_private_key: retired_at.is_none().then(|| vec![1, 2, 3, 0, 255]),
+        created_at: at,
+        retired_at,
+    }
+}
+
+/// An app's signing keys: stored with the app, read by `load_app` in order and in full (the
+/// sealed private key's bytes, retirement), and replaced only over the current key the caller
+/// read: an app made without keys once (`None`), then over its current kid; a stale or
+/// concurrent replacement is a `Conflict` and changes nothing.
+pub async fn app_signing_keys(store: Arc<dyn AllStores>) {
+    let at = now();
+    let (app, secret) = app_with_secret(at);
+    let first = signing_key_of("kid-1", at, None);
+    store
+        .create_app(&app, &secret, std::slice::from_ref(&first))
+        .await
+        .expect("create_app");
+    let load = |id: AppId| {
+        let store = store.clone();
+        async move {
+            store
+                .load_app(&id)
+                .await
+                .expect("load_app")
+                .expect("the app")
+                .signing_keys
+        }
+    };
+    assert_eq!(load(app.id.clone()).await, vec![first.clone()]);
+
+    let rotated = vec![
+        signing_key_of("kid-2", at.plus_seconds(5), None),
+        SigningKey {
+            sealed_private_key: None,
+            retired_at: Some(at.plus_seconds(5)),
+            ..first.clone()
+        },
+    ];
+    assert!(is_conflict(
+        &store.replace_signing_keys(&app.id, None, &rotated).await
+    ));
+    assert!(is_conflict(
+        &store
+            .replace_signing_keys(&app.id, Some("kid-9"), &rotated)
+            .await
+    ));
+    assert_eq!(load(app.id.clone()).await, vec![first.clone()]);
+    store
+        .replace_signing_keys(&app.id, Some("kid-1"), &rotated)
+        .await
+        .expect("replace over the current key");
+    assert_eq!(load(app.id.clone()).await, rotated);
+    assert!(is_conflict(
+        &store
+            .replace_signing_keys(&app.id, Some("kid-1"), &rotated)
+            .await
+    ));
+
+    // An app made without keys: the first replacement expects none, and only one of two
+    // racing ones lands.
+    let (legacy, legacy_secret) = app_with_secret(at);
+    store
+        .create_app(&legacy, &legacy_secret, &[])
+        .await
+        .expect("create_app");
+    assert_eq!(load(legacy.id.clone()).await, vec![]);
+    let attempts = ["kid-a", "kid-b"].map(|kid| {
+        let store = store.clone();
+        let id = legacy.id.clone();
+        let keys = vec![signing_key_of(kid, at, None)];
+        tokio::spawn(async move { store.replace_signing_keys(&id, None, &keys).await })
+    });
+    let mut landed = 0;
+    for attempt in attempts {
+        match attempt.await.expect("the task") {
+            Ok(()) => landed += 1,
+            Err(WriteError::Conflict(_)) => {}
+            Err(other) => panic!("replace_signing_keys: {other:?}"),
+        }
+    }
+    assert_eq!(landed, 1, "exactly one first rotation lands");
+    assert_eq!(load(legacy.id.clone()).await.len(), 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Runners
 // ---------------------------------------------------------------------------------------------
@@ -1939,6 +2044,7 @@ where
     concurrent_commits_have_one_winner(make().await).await;
     concurrent_code_replacements_are_all_applied(make().await).await;
     concurrent_deletes_keep_the_last_secret(make().await).await;
+    app_signing_keys(make().await).await;
 }
 
 /// One `#[tokio::test]` (multi-thread) per behaviour of the store contract, each on a store made
@@ -1961,7 +2067,7 @@ macro_rules! store_contract_tests {
         $crate::store_contract_tests!(@by_arc $make;
             concurrent_default_config, concurrent_commits_have_one_winner,
             concurrent_code_replacements_are_all_applied,
-            concurrent_deletes_keep_the_last_secret
+            concurrent_deletes_keep_the_last_secret, app_signing_keys
         );
     };
     (@by_ref $make:expr; $($name:ident),+ $(,)?) => {

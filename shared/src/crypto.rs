@@ -117,6 +117,79 @@ pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The deployment's key-encryption key: seals each app's JWT signing key for the table
+/// (AES-256-GCM). Derived from a secret string (at least 32 characters; Secrets Manager
+/// generates it) so that any well-made random string will do.
+pub struct KeyEncryptionKey {
+    key: aws_lc_rs::aead::LessSafeKey,
+}
+
+impl std::fmt::Debug for KeyEncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyEncryptionKey(..)")
+    }
+}
+
+/// What `seal` puts first: the format of what follows (nonce, ciphertext, tag).
+const SEALED_V1: u8 = 1;
+const NONCE_LEN: usize = 12;
+
+impl KeyEncryptionKey {
+    pub fn from_secret(secret: &str) -> Result<Self, String> {
+        if secret.chars().count() < 32 {
+            return Err("the key-encryption key must be at least 32 characters".to_owned());
+        }
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+            .map_err(|_| "the key-encryption key is unusable".to_owned())?;
+        mac.update(b"otp-login/key-encryption-key/v1");
+        let derived: [u8; 32] = mac.finalize().into_bytes().into();
+        let unbound = aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &derived)
+            .map_err(|_| "the key-encryption key is unusable".to_owned())?;
+        Ok(KeyEncryptionKey {
+            key: aws_lc_rs::aead::LessSafeKey::new(unbound),
+        })
+    }
+
+    /// `plaintext` sealed with a fresh `nonce` (never reuse one), bound to `binding`: it opens
+    /// only with the same binding.
+    pub fn seal(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        binding: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let mut in_out = plaintext.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
+                aws_lc_rs::aead::Aad::from(binding),
+                &mut in_out,
+            )
+            .map_err(|_| "sealing failed".to_owned())?;
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + in_out.len());
+        out.push(SEALED_V1);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&in_out);
+        Ok(out)
+    }
+
+    /// The plaintext of `sealed`, if this key sealed it with this binding and nothing changed.
+    pub fn open(&self, binding: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        let (&version, rest) = sealed.split_first()?;
+        if version != SEALED_V1 || rest.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        let nonce = aws_lc_rs::aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut in_out = ciphertext.to_vec();
+        let plaintext = self
+            .key
+            .open_in_place(nonce, aws_lc_rs::aead::Aad::from(binding), &mut in_out)
+            .ok()?;
+        Some(plaintext.to_vec())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +239,31 @@ mod tests {
         assert!(secret.starts_with("secret-"));
         assert_eq!(secret.len(), "secret-".len() + 43);
         assert_eq!(hash, sha256(secret.as_bytes()));
+    }
+
+    #[test]
+    fn sealed_keys_open_only_with_the_same_key_and_binding_and_unchanged() {
+        let kek = KeyEncryptionKey::from_secret(&"k".repeat(40)).unwrap();
+        let sealed = kek.seal([1; 12], b"app-1/kid-1", b"private key").unwrap();
+        assert!(!sealed.windows(11).any(|w| w == b"private key"));
+        assert_eq!(
+            kek.open(b"app-1/kid-1", &sealed).as_deref(),
+            Some(&b"private key"[..])
+        );
+        // Another app's binding, another deployment's key, one flipped bit: nothing.
+        assert_eq!(kek.open(b"app-2/kid-1", &sealed), None);
+        let other = KeyEncryptionKey::from_secret(&"j".repeat(40)).unwrap();
+        assert_eq!(other.open(b"app-1/kid-1", &sealed), None);
+        let mut tampered = sealed.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert_eq!(kek.open(b"app-1/kid-1", &tampered), None);
+        assert_eq!(kek.open(b"app-1/kid-1", &sealed[..10]), None);
+        // Fresh nonces: the same plaintext seals differently.
+        assert_ne!(
+            kek.seal([2; 12], b"app-1/kid-1", b"private key").unwrap(),
+            sealed
+        );
+        assert!(KeyEncryptionKey::from_secret("too short").is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! RS256 session JWTs and the JWKS that lets the Stytch SDKs verify them locally.
 
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
@@ -24,6 +25,58 @@ pub struct Jwk {
     pub x5c: Vec<String>,
     #[serde(rename = "x5tS256")]
     pub x5t_s256: String,
+}
+
+impl Jwk {
+    /// The JWK of an RS256 verification key from its modulus and exponent (base64url).
+    pub fn rsa(kid: &str, n: &str, e: &str) -> Jwk {
+        Jwk {
+            kty: "RSA",
+            use_: "sig",
+            key_ops: vec!["verify"],
+            alg: "RS256",
+            kid: kid.to_owned(),
+            n: n.to_owned(),
+            e: e.to_owned(),
+            x5c: Vec::new(),
+            x5t_s256: String::new(),
+        }
+    }
+}
+
+/// The `kid` of a JWT's header, read without verifying anything.
+pub fn header_kid(token: &str) -> Option<String> {
+    jsonwebtoken::decode_header(token).ok()?.kid
+}
+
+/// Checks an RS256 JWT against the public key (`n`, `e`, base64url), its audience and issuer,
+/// as `JwtKeys::verify` does.
+pub fn verify_with_public_key(
+    n: &str,
+    e: &str,
+    token: &str,
+    audience: &str,
+    issuer: &str,
+) -> Result<serde_json::Value, JwtError> {
+    let key = DecodingKey::from_rsa_components(n, e).map_err(|_| JwtError::Invalid)?;
+    verify_with(&key, token, audience, issuer)
+}
+
+fn verify_with(
+    key: &DecodingKey,
+    token: &str,
+    audience: &str,
+    issuer: &str,
+) -> Result<serde_json::Value, JwtError> {
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[issuer]);
+    validation.set_required_spec_claims(&["aud", "iss", "sub"]);
+    jsonwebtoken::decode::<serde_json::Value>(token, key, &validation)
+        .map(|data| data.claims)
+        .map_err(|_| JwtError::Invalid)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,9 +152,23 @@ impl JwtKeys {
 
     /// A fresh 2048-bit key (the development server's choice).
     pub fn generate() -> Result<Self, JwtError> {
+        Ok(Self::generate_with_pkcs8()?.0)
+    }
+
+    /// A fresh 2048-bit key, and its private key as PKCS#8 DER (to be sealed and stored).
+    pub fn generate_with_pkcs8() -> Result<(Self, Vec<u8>), JwtError> {
         let key =
             KeyPair::generate(KeySize::Rsa2048).map_err(|e| JwtError::BadKey(e.to_string()))?;
-        Self::from_key(key)
+        let pkcs8: Pkcs8V1Der<'static> = key
+            .as_der()
+            .map_err(|_| JwtError::BadKey("the new key does not encode".into()))?;
+        let pkcs8 = pkcs8.as_ref().to_vec();
+        Ok((Self::from_key(key)?, pkcs8))
+    }
+
+    /// From a PKCS#8 DER private key, as `generate_with_pkcs8` gives it.
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, JwtError> {
+        Self::from_key(KeyPair::from_pkcs8(der).map_err(|e| JwtError::BadKey(e.to_string()))?)
     }
 
     fn from_key(key: KeyPair) -> Result<Self, JwtError> {
@@ -114,17 +181,7 @@ impl JwtKeys {
         let thumbprint = sha256(format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#).as_bytes());
         let kid = format!("jwk-{}", URL_SAFE_NO_PAD.encode(&thumbprint[..16]));
         let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "kid": kid});
-        let jwk = Jwk {
-            kty: "RSA",
-            use_: "sig",
-            key_ops: vec!["verify"],
-            alg: "RS256",
-            kid,
-            n,
-            e,
-            x5c: Vec::new(),
-            x5t_s256: String::new(),
-        };
+        let jwk = Jwk::rsa(&kid, &n, &e);
         Ok(JwtKeys {
             signing: key,
             header: URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -163,15 +220,7 @@ impl JwtKeys {
         audience: &str,
         issuer: &str,
     ) -> Result<serde_json::Value, JwtError> {
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.set_audience(&[audience]);
-        validation.set_issuer(&[issuer]);
-        validation.set_required_spec_claims(&["aud", "iss", "sub"]);
-        jsonwebtoken::decode::<serde_json::Value>(token, &self.decoding, &validation)
-            .map(|data| data.claims)
-            .map_err(|_| JwtError::Invalid)
+        verify_with(&self.decoding, token, audience, issuer)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod memory;
 pub mod model;
 pub mod ports;
 pub mod random;
+pub mod secrets;
 pub mod service;
 pub mod templates;
 

@@ -12,8 +12,8 @@ use crate::crypto::Hash32;
 use crate::identifiers::Identifier;
 use crate::ids::{AppId, ConfigId, Home, SecretId, TemplateId, TestIdentifierId};
 use crate::model::{
-    App, AppSecret, Channel, Codes, LoginConfig, MAX_PREVIOUS_CODES, Session, SmsBudgets, Tally,
-    Template, TestIdentifier,
+    App, AppSecret, Channel, Codes, LoginConfig, MAX_PREVIOUS_CODES, Session, SigningKey,
+    SmsBudgets, Tally, Template, TestIdentifier,
 };
 use crate::ports::{
     AppData, AppStore, CommitError, CommitToken, ConfigStore, Conflict, DeliveryError,
@@ -30,6 +30,7 @@ struct State {
     test_identifiers: HashMap<AppId, BTreeMap<TestIdentifierId, TestIdentifier>>,
     sms_countries: HashMap<AppId, Option<Vec<String>>>,
     sms_budgets: HashMap<AppId, SmsBudgets>,
+    signing_keys: HashMap<AppId, Vec<SigningKey>>,
     /// The login path's records (users, codes, sessions, owners, counters) by key.
     login: HashMap<Key, Record>,
     /// Tokens of applied commits, with a fingerprint of their writes.
@@ -80,13 +81,40 @@ impl MemoryStore {
 
 #[async_trait]
 impl AppStore for MemoryStore {
-    async fn create_app(&self, app: &App, secret: &AppSecret) -> Result<(), StoreError> {
+    async fn create_app(
+        &self,
+        app: &App,
+        secret: &AppSecret,
+        signing_keys: &[SigningKey],
+    ) -> Result<(), StoreError> {
         let mut s = self.state();
         s.apps.insert(app.id.clone(), app.clone());
         s.secrets
             .entry(app.id.clone())
             .or_default()
             .insert(secret.id.clone(), secret.clone());
+        if !signing_keys.is_empty() {
+            s.signing_keys.insert(app.id.clone(), signing_keys.to_vec());
+        }
+        Ok(())
+    }
+
+    async fn replace_signing_keys(
+        &self,
+        app_id: &AppId,
+        expected_current: Option<&str>,
+        signing_keys: &[SigningKey],
+    ) -> Result<(), WriteError> {
+        let mut s = self.state();
+        let current = s
+            .signing_keys
+            .get(app_id)
+            .and_then(|keys| keys.iter().find(|k| k.retired_at.is_none()))
+            .map(|k| k.kid.as_str());
+        if current != expected_current {
+            return Err(WriteError::Conflict("the app's signing keys changed"));
+        }
+        s.signing_keys.insert(app_id.clone(), signing_keys.to_vec());
         Ok(())
     }
 
@@ -136,6 +164,7 @@ impl AppStore for MemoryStore {
                 .unwrap_or_default(),
             sms_countries: s.sms_countries.get(app_id).cloned().flatten(),
             sms_budgets: s.sms_budgets.get(app_id).copied(),
+            signing_keys: s.signing_keys.get(app_id).cloned().unwrap_or_default(),
         }))
     }
 

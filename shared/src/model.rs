@@ -33,6 +33,47 @@ pub struct App {
     pub created_at: Timestamp,
 }
 
+/// One of an app's JWT signing keys (RS256). An app's keys are newest first: the first one
+/// that is not retired signs, the retired ones stay in its JWKS until every JWT they signed has
+/// expired.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    /// The JWK `kid` (RFC 7638 thumbprint of the public key).
+    pub kid: String,
+    /// The RSA public key's modulus and exponent, base64url (JWK `n`, `e`).
+    pub n: String,
+    pub e: String,
+    /// The PKCS#8 private key, sealed under the deployment's key-encryption key (bound to the
+    /// app and the kid). `None`: the deployment's legacy key, kept here only so that the JWTs
+    /// it signed before the app's first rotation still verify.
+    pub sealed_private_key: Option<Vec<u8>>,
+    pub created_at: Timestamp,
+    /// When it stopped signing; `None` for the current key.
+    pub retired_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("sealed", &self.sealed_private_key.is_some())
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish()
+    }
+}
+
+impl SigningKey {
+    /// Still in the JWKS at `now`: current, or retired less than `jwt_lifetime_seconds` ago
+    /// (a JWT it signed just before may still be unexpired).
+    pub fn published_at(&self, now: Timestamp, jwt_lifetime_seconds: i64) -> bool {
+        match self.retired_at {
+            None => true,
+            Some(retired) => now.seconds() < retired.seconds() + jwt_lifetime_seconds,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppSecret {
     pub id: SecretId,

@@ -12,8 +12,8 @@ use crate::crypto::Hash32;
 use crate::identifiers::Identifier;
 use crate::ids::{AppId, ConfigId, Home, MethodId, SecretId, TemplateId, TestIdentifierId, UserId};
 use crate::model::{
-    App, AppSecret, Challenge, Codes, LoginConfig, Owner, SendCounter, Session, SmsBudgets, Tally,
-    Template, TestIdentifier, User,
+    App, AppSecret, Challenge, Codes, LoginConfig, Owner, SendCounter, Session, SigningKey,
+    SmsBudgets, Tally, Template, TestIdentifier, User,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,12 +47,28 @@ pub struct AppData {
     pub sms_countries: Option<Vec<String>>,
     /// `None`: the deployment's defaults (`SmsBudgets::default`).
     pub sms_budgets: Option<SmsBudgets>,
+    /// Newest first. Empty: an app made before apps had their own keys, which the deployment's
+    /// legacy key signs for until its first rotation.
+    pub signing_keys: Vec<SigningKey>,
 }
 
 #[async_trait]
 pub trait AppStore: Send + Sync {
-    /// Creates the app together with its first secret.
-    async fn create_app(&self, app: &App, secret: &AppSecret) -> Result<(), StoreError>;
+    /// Creates the app together with its first secret and its signing key.
+    async fn create_app(
+        &self,
+        app: &App,
+        secret: &AppSecret,
+        signing_keys: &[SigningKey],
+    ) -> Result<(), StoreError>;
+    /// Replaces the app's signing keys if its current key is still `expected_current` (`None`:
+    /// it has none yet, an app made before keys); else `Conflict`, e.g. a concurrent rotation.
+    async fn replace_signing_keys(
+        &self,
+        app_id: &AppId,
+        expected_current: Option<&str>,
+        signing_keys: &[SigningKey],
+    ) -> Result<(), WriteError>;
     async fn get_app(&self, app_id: &AppId) -> Result<Option<App>, StoreError>;
     /// The app with its secrets, login configs, templates and SMS countries, in one consistent
     /// read.

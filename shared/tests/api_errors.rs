@@ -9,10 +9,9 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 use shared::api::{ApiRequest, RouteId, handle};
 use shared::clock::{FakeClock, Timestamp};
-use shared::crypto::{CodeHasher, ManagementKeyHash};
+use shared::crypto::{CodeHasher, KeyEncryptionKey, ManagementKeyHash};
 use shared::identifiers::Identifier;
 use shared::ids::{AppId, Home};
-use shared::jwt::JwtKeys;
 use shared::ports::{
     CommitError, CommitToken, DeliveryError, EmailMessage, EmailSender, HomeRecords, Key,
     LoginStore, Record, SmsMessage, SmsSender, StoreError, Versioned, Write, WriteError,
@@ -38,11 +37,11 @@ fn relaxed() -> Limits {
 }
 
 fn in_memory_with(limits: Limits, clock: Arc<FakeClock>) -> InMemory {
-    let keys = Keys {
-        management_key: ManagementKeyHash::of_key(MANAGEMENT_KEY),
-        code_hasher: CodeHasher::new(&[7u8; 32]).unwrap(),
-        jwt: JwtKeys::generate().unwrap(),
-    };
+    let keys = Keys::new(
+        ManagementKeyHash::of_key(MANAGEMENT_KEY),
+        CodeHasher::new(&[7u8; 32]).unwrap(),
+        KeyEncryptionKey::from_secret(&"k".repeat(32)).unwrap(),
+    );
     let settings = Settings {
         public_base_url: "http://127.0.0.1:3000".into(),
         default_email_from: "no-reply@example.com".into(),
@@ -1014,8 +1013,17 @@ impl shared::ports::AppStore for BrokenAppStore {
         &self,
         _: &shared::model::App,
         _: &shared::model::AppSecret,
+        _: &[shared::model::SigningKey],
     ) -> Result<(), StoreError> {
         Err(StoreError::Other("disk on fire".into()))
+    }
+    async fn replace_signing_keys(
+        &self,
+        _: &AppId,
+        _: Option<&str>,
+        _: &[shared::model::SigningKey],
+    ) -> Result<(), shared::ports::WriteError> {
+        Err(StoreError::Other("disk on fire".into()).into())
     }
     async fn get_app(&self, _: &AppId) -> Result<Option<shared::model::App>, StoreError> {
         Err(StoreError::Other("disk on fire".into()))

@@ -3,14 +3,13 @@
 //! empty test target.
 #![allow(dead_code)]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use shared::Error;
 use shared::clock::{Clock, FakeClock, Timestamp};
-use shared::crypto::{CodeHasher, ManagementKeyHash};
+use shared::crypto::{CodeHasher, KeyEncryptionKey, ManagementKeyHash};
 use shared::identifiers::Identifier;
 use shared::ids::{MethodId, RequestId};
-use shared::jwt::JwtKeys;
 use shared::model::{App, Channel, LoginConfig};
 use shared::ports::AppData;
 use shared::random::SeededRandom;
@@ -37,24 +36,12 @@ pub struct Harness {
     pub email_config: LoginConfig,
 }
 
-/// One RSA key per test binary: generating one takes far longer than parsing it.
-fn signing_key_pem() -> &'static str {
-    static PEM: OnceLock<String> = OnceLock::new();
-    PEM.get_or_init(|| {
-        use rsa::pkcs1::EncodeRsaPrivateKey;
-        let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).expect("RSA keygen");
-        key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
-            .expect("PEM")
-            .to_string()
-    })
-}
-
 pub fn keys() -> Keys {
-    Keys {
-        management_key: ManagementKeyHash::of_key("test-management-key"),
-        code_hasher: CodeHasher::new(&[7u8; 32]).expect("a 32-byte key"),
-        jwt: JwtKeys::from_pem(signing_key_pem()).expect("RSA key"),
-    }
+    Keys::new(
+        ManagementKeyHash::of_key("test-management-key"),
+        CodeHasher::new(&[7u8; 32]).expect("a 32-byte key"),
+        KeyEncryptionKey::from_secret(&"k".repeat(32)).expect("a long enough key"),
+    )
 }
 
 pub fn settings() -> Settings {

@@ -200,7 +200,7 @@ async fn send_with_a_session_jwt_adds_the_identifier_to_its_user() {
     );
     sessions::revoke(
         h.deps(),
-        &h.app.id,
+        &*h.app_data().await,
         &h.request_id(),
         Some(session.session.id.as_str()),
         None,
@@ -407,7 +407,7 @@ async fn a_deleted_user_keeps_nothing_usable() {
     );
     let result = sessions::authenticate(
         h.deps(),
-        &h.app.id,
+        &*h.app_data().await,
         &h.request_id(),
         Some(&token),
         None,

@@ -13,6 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use shared::api::{ROUTES, Route, RouteMatch, find_route};
+use shared::secrets::Secret;
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn root() -> PathBuf {
@@ -246,6 +247,60 @@ fn template_has_one_function_per_route_with_its_method_and_path() {
         }
     }
     fail_if_any("template.yaml disagrees with ROUTES", problems);
+}
+
+/// Each function's environment names exactly the secrets its route needs
+/// (`RouteId::secrets`), by ARN (`<NAME>_SECRET_ARN`), and no secret's value; the Globals
+/// name none. (scripts/check_template.py checks the expanded template: that these ARNs are
+/// secrets, that each role may read exactly those, and that no NoEcho parameter reaches an
+/// environment.)
+#[test]
+fn each_function_is_given_the_secrets_of_its_route_and_no_other() {
+    let doc = template();
+    let mut problems = Vec::new();
+    let names = |env: &Yaml| -> BTreeSet<String> {
+        env["Variables"]
+            .as_hash()
+            .map(|vars| {
+                vars.keys()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let value_names: BTreeSet<&str> = Secret::ALL.iter().map(|s| s.value_env()).collect();
+    let global = names(&doc["Globals"]["Function"]["Environment"]);
+    for name in &global {
+        if name.ends_with("_SECRET_ARN") || value_names.contains(name.as_str()) {
+            problems.push(format!(
+                "Globals.Function: {name} gives a secret to every function"
+            ));
+        }
+    }
+    for route in ROUTES {
+        let id = logical_id(route.function);
+        let env = names(&doc["Resources"][id.as_str()]["Properties"]["Environment"]);
+        let given: BTreeSet<String> = env
+            .iter()
+            .filter(|n| n.ends_with("_SECRET_ARN"))
+            .cloned()
+            .collect();
+        let wanted: BTreeSet<String> = route
+            .id
+            .secrets()
+            .iter()
+            .map(|s| s.arn_env().to_owned())
+            .collect();
+        if given != wanted {
+            problems.push(format!(
+                "{id}: its environment names the secrets {given:?}, its route needs {wanted:?}"
+            ));
+        }
+        for name in env.iter().filter(|n| value_names.contains(n.as_str())) {
+            problems.push(format!("{id}: {name} would hold a secret's value"));
+        }
+    }
+    fail_if_any("template.yaml secrets", problems);
 }
 
 #[test]

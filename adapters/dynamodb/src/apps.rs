@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use shared::clock::Timestamp;
 use shared::ids::{AppId, SecretId};
-use shared::model::{App, AppSecret};
+use shared::model::{App, AppSecret, SigningKey};
 use shared::ports::{AppData, AppStore, StoreError, WriteError};
 
 use crate::DynamoStore;
@@ -37,6 +37,7 @@ fn app_data(items: &[item::Item]) -> Result<Option<AppData>, StoreError> {
     let (mut secrets, mut configs, mut templates) = (Vec::new(), Vec::new(), Vec::new());
     let mut sms_countries = None;
     let mut sms_budgets = None;
+    let mut signing_keys = Vec::new();
     for item in items {
         let sk = Fields::new(item, "app partition").s(keys::SK)?;
         if sk == keys::APP_SK {
@@ -51,6 +52,8 @@ fn app_data(items: &[item::Item]) -> Result<Option<AppData>, StoreError> {
             sms_countries = Some(item::sms_countries_from(item)?);
         } else if sk == keys::SMS_BUDGETS_SK {
             sms_budgets = Some(item::sms_budgets_from(item)?);
+        } else if sk == keys::SIGNING_KEYS_SK {
+            signing_keys = item::signing_keys_from(item)?;
         }
         // `DEFAULT#` pointers only guard default switching: the configs carry `is_default`.
     }
@@ -61,19 +64,60 @@ fn app_data(items: &[item::Item]) -> Result<Option<AppData>, StoreError> {
         templates,
         sms_countries,
         sms_budgets,
+        signing_keys,
     }))
 }
 
 #[async_trait]
 impl AppStore for DynamoStore {
-    async fn create_app(&self, app: &App, secret: &AppSecret) -> Result<(), StoreError> {
-        // One transaction: never an app without its first secret.
-        self.transact(vec![
+    async fn create_app(
+        &self,
+        app: &App,
+        secret: &AppSecret,
+        signing_keys: &[SigningKey],
+    ) -> Result<(), StoreError> {
+        // One transaction: never an app without its first secret or its signing key.
+        let mut ops = vec![
             TxOp::put(item::app_item(app, 1)),
             TxOp::put(item::secret_item(secret)),
-        ])
-        .await
-        .map(|_| ())
+        ];
+        if !signing_keys.is_empty() {
+            ops.push(TxOp::put(item::signing_keys_item(&app.id, signing_keys)));
+        }
+        self.transact(ops).await.map(|_| ())
+    }
+
+    async fn replace_signing_keys(
+        &self,
+        app_id: &AppId,
+        expected_current: Option<&str>,
+        signing_keys: &[SigningKey],
+    ) -> Result<(), WriteError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item::signing_keys_item(app_id, signing_keys)));
+        let put = match expected_current {
+            // An app made before keys: nobody rotated it first.
+            None => put
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", keys::PK),
+            Some(kid) => put
+                .condition_expression("#current = :kid")
+                .expression_attribute_names("#current", item::CURRENT_KID)
+                .expression_attribute_values(":kid", item::s(kid)),
+        };
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(WriteError::Conflict("the app's signing keys changed"))
+            }
+            Err(e) => Err(sdk_error("PutItem", &e).into()),
+        }
     }
 
     async fn get_app(&self, app_id: &AppId) -> Result<Option<App>, StoreError> {

@@ -16,7 +16,7 @@ use shared::ids::{
 use shared::model::{
     App, AppSecret, AuthenticationFactor, Challenge, Channel, Codes, EmailMethod, Lock,
     LoginConfig, MAX_PREVIOUS_CODES, Owner, PhoneMethod, SendCounter, Session, SessionAttributes,
-    SmsBudgets, Tally, Template, TestIdentifier, User, UserStatus,
+    SigningKey, SmsBudgets, Tally, Template, TestIdentifier, User, UserStatus,
 };
 use shared::ports::{Key, Record, StoreError, Versioned};
 
@@ -126,6 +126,15 @@ impl<'a> Fields<'a> {
                 Hash32::try_from(bytes.as_ref()).map_err(|_| self.bad(attribute))
             }
             _ => Err(self.bad(attribute)),
+        }
+    }
+
+    /// `None` when absent or `NULL`.
+    pub(crate) fn opt_bytes(&self, attribute: &str) -> Result<Option<&'a [u8]>, StoreError> {
+        match self.value(attribute) {
+            None => Ok(None),
+            Some(AttributeValue::B(bytes)) => Ok(Some(bytes.as_ref())),
+            Some(_) => Err(self.bad(attribute)),
         }
     }
 
@@ -470,6 +479,58 @@ pub(crate) fn sms_budgets_item(app_id: &AppId, budgets: &SmsBudgets) -> Result<I
 pub(crate) fn sms_budgets_from(item: &Item) -> Result<SmsBudgets, StoreError> {
     let text = Fields::new(item, "sms budgets").s("budgets")?;
     serde_json::from_str(text).map_err(|_| malformed("sms budgets", "budgets"))
+}
+
+/// The attribute of the signing-keys item naming its current key: the condition of a rotation.
+pub(crate) const CURRENT_KID: &str = "current_kid";
+
+/// The app's signing keys, newest first, as a list of maps; the private keys only sealed.
+pub(crate) fn signing_keys_item(app_id: &AppId, signing_keys: &[SigningKey]) -> Item {
+    let list = signing_keys
+        .iter()
+        .map(|key| {
+            let mut map: Item = HashMap::from([
+                ("kid".to_owned(), s(key.kid.as_str())),
+                ("n".to_owned(), s(key.n.as_str())),
+                ("e".to_owned(), s(key.e.as_str())),
+                ("created_at".to_owned(), n(key.created_at.0)),
+            ]);
+            if let Some(sealed) = &key.sealed_private_key {
+                map.insert("sealed".to_owned(), blob(sealed));
+            }
+            if let Some(retired) = key.retired_at {
+                map.insert("retired_at".to_owned(), n(retired.0));
+            }
+            AttributeValue::M(map)
+        })
+        .collect();
+    let mut attributes = vec![("keys", AttributeValue::L(list))];
+    if let Some(current) = signing_keys.iter().find(|k| k.retired_at.is_none()) {
+        attributes.push((CURRENT_KID, s(current.kid.as_str())));
+    }
+    with_key(keys::app(app_id), keys::SIGNING_KEYS_SK, attributes)
+}
+
+pub(crate) fn signing_keys_from(item: &Item) -> Result<Vec<SigningKey>, StoreError> {
+    let outer = Fields::new(item, "signing keys");
+    outer
+        .list("keys")?
+        .iter()
+        .map(|value| {
+            let AttributeValue::M(map) = value else {
+                return Err(malformed("signing keys", "keys"));
+            };
+            let f = Fields::new(map, "signing key");
+            Ok(SigningKey {
+                kid: f.s("kid")?.to_owned(),
+                n: f.s("n")?.to_owned(),
+                e: f.s("e")?.to_owned(),
+                sealed_private_key: f.opt_bytes("sealed")?.map(<[u8]>::to_vec),
+                created_at: f.timestamp("created_at")?,
+                retired_at: f.opt_timestamp("retired_at")?,
+            })
+        })
+        .collect()
 }
 
 /// A tally's count attribute.

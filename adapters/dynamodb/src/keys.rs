@@ -38,6 +38,8 @@ pub(crate) const TEST_ID_PREFIX: &str = "TESTID#ID#";
 pub(crate) const SMS_COUNTRIES_SK: &str = "SMS_COUNTRIES";
 /// The app's SMS budgets (read with the app by `load_app`: it sorts before `TESTID#`).
 pub(crate) const SMS_BUDGETS_SK: &str = "SMS_BUDGETS";
+/// The app's JWT signing keys (read with the app by `load_app`: it sorts before `TESTID#`).
+pub(crate) const SIGNING_KEYS_SK: &str = "SIGNING_KEYS";
 
 pub(crate) fn secret_sk(id: &SecretId) -> String {
     format!("{SECRET_PREFIX}{id}")

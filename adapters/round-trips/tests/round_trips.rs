@@ -47,9 +47,8 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 use shared::api::{ApiRequest, Dialect, ROUTES, RouteId, handle};
 use shared::clock::{Clock, FakeClock, SystemClock};
-use shared::crypto::{CodeHasher, ManagementKeyHash};
+use shared::crypto::{CodeHasher, KeyEncryptionKey, ManagementKeyHash};
 use shared::ids::{AppId, UserId};
-use shared::jwt::JwtKeys;
 use shared::ports::{
     DeliveryError, EmailMessage, EmailSender, LogTestMessages, SmsMessage, SmsSender,
 };
@@ -659,11 +658,11 @@ impl World {
             test_messages: Arc::new(LogTestMessages),
             clock: clock.clone(),
             random: Arc::new(OsRandom),
-            keys: Arc::new(Keys {
-                management_key: ManagementKeyHash::of_key(MANAGEMENT_KEY),
-                code_hasher: CodeHasher::new(&[7u8; 32]).expect("code key"),
-                jwt: JwtKeys::generate().expect("JWT keys"),
-            }),
+            keys: Arc::new(Keys::new(
+                ManagementKeyHash::of_key(MANAGEMENT_KEY),
+                CodeHasher::new(&[7u8; 32]).expect("code key"),
+                KeyEncryptionKey::from_secret(&"k".repeat(32)).expect("a long enough key"),
+            )),
             settings: Settings {
                 public_base_url: "http://127.0.0.1:3000".to_owned(),
                 default_email_from: format!("no-reply@{domain}"),
@@ -997,6 +996,7 @@ async fn drive_management(w: &mut World) {
         None,
     )
     .await;
+    w.measure(m, (RotateKeys, ""), &app, none, None).await;
 }
 
 /// Every Login API route, in `pass`, with fresh users: `phone` and two email addresses.

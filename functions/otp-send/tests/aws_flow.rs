@@ -11,9 +11,8 @@ use base64::engine::general_purpose::STANDARD;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 use shared::api::{ApiRequest, RouteId, handle};
-use shared::crypto::{CodeHasher, ManagementKeyHash};
+use shared::crypto::{CodeHasher, KeyEncryptionKey, ManagementKeyHash};
 use shared::identifiers::PhoneNumber;
-use shared::jwt::JwtKeys;
 use shared::random::{OsRandom, random_u64};
 use shared::service::{Deps, Keys, Limits, Settings};
 
@@ -188,11 +187,11 @@ async fn sms_and_email_login_through_dynamodb_sns_and_ses() {
         .send()
         .await;
 
-    let keys = Keys {
-        management_key: ManagementKeyHash::of_key(MANAGEMENT_KEY),
-        code_hasher: CodeHasher::new(&[5u8; 32]).unwrap(),
-        jwt: JwtKeys::generate().unwrap(),
-    };
+    let keys = Keys::new(
+        ManagementKeyHash::of_key(MANAGEMENT_KEY),
+        CodeHasher::new(&[5u8; 32]).unwrap(),
+        KeyEncryptionKey::from_secret(&"k".repeat(32)).expect("a long enough key"),
+    );
     let settings = Settings {
         public_base_url: "https://login.example.com".into(),
         default_email_from: FROM.into(),

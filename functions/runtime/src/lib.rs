@@ -2,6 +2,7 @@
 //! `shared::api`, and the configuration every function reads at cold start.
 
 pub mod https;
+pub mod secrets;
 
 use std::sync::Arc;
 
@@ -12,8 +13,6 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response, service_fn};
 use shared::api::{ApiRequest, ApiResponse, RouteId, handle};
 use shared::clock::SystemClock;
-use shared::crypto::{CodeHasher, ManagementKeyHash};
-use shared::jwt::JwtKeys;
 use shared::ports::{
     DeliveryError, EmailMessage, EmailSender, LogTestMessages, SmsMessage, SmsSender,
 };
@@ -109,20 +108,9 @@ fn required_env(name: &str) -> Result<String, Error> {
     }
 }
 
-/// The deployment's keys and settings from the environment; a missing or malformed one stops
-/// the cold start with a message naming it.
-pub fn keys_and_settings_from_env() -> Result<(Keys, Settings), Error> {
-    let management_key = ManagementKeyHash::from_hex(&required_env("MANAGEMENT_KEY_SHA256")?)
-        .ok_or("MANAGEMENT_KEY_SHA256 must be the 64 hex digits of the key's SHA-256")?;
-    let code_hasher = CodeHasher::new(required_env("CODE_HASH_KEY")?.as_bytes())?;
-    // A PEM passed through a one-line deploy parameter may carry `\n` for its line breaks.
-    let pem = required_env("JWT_SIGNING_KEY_PEM")?;
-    let pem = if pem.contains('\n') {
-        pem
-    } else {
-        pem.replace("\\n", "\n")
-    };
-    let jwt = JwtKeys::from_pem(&pem)?;
+/// The deployment's settings from the environment; a malformed one stops the cold start with
+/// a message naming it. (Its secrets are read by `secrets::keys_for_route`.)
+pub fn settings_from_env() -> Result<Settings, Error> {
     // Unset: each request's own API Gateway domain is the issuer (a stack cannot pass its
     // HTTP API's URL to its own functions without a circular dependency).
     let public_base_url = std::env::var("PUBLIC_BASE_URL")
@@ -132,22 +120,15 @@ pub fn keys_and_settings_from_env() -> Result<(Keys, Settings), Error> {
         .to_owned();
     let default_email_from =
         std::env::var("DEFAULT_EMAIL_FROM").unwrap_or_else(|_| "no-reply@example.com".to_owned());
-    Ok((
-        Keys {
-            management_key,
-            code_hasher,
-            jwt,
+    Ok(Settings {
+        public_base_url,
+        default_email_from,
+        limits: Limits {
+            send: SendLimits::from_lookup(|name| std::env::var(name).ok())?,
+            ..Limits::default()
         },
-        Settings {
-            public_base_url,
-            default_email_from,
-            limits: Limits {
-                send: SendLimits::from_lookup(|name| std::env::var(name).ok())?,
-                ..Limits::default()
-            },
-            app_cache_seconds: app_cache_seconds_from_lookup(|name| std::env::var(name).ok())?,
-        },
-    ))
+        app_cache_seconds: app_cache_seconds_from_lookup(|name| std::env::var(name).ok())?,
+    })
 }
 
 /// What a function that sends codes plugs in: its SMS and email senders, built from the AWS
@@ -200,10 +181,25 @@ pub fn aws_deps(
     }
 }
 
-/// `aws_deps` with the keys, settings and table (`TABLE_NAME`) from the environment.
-pub fn deps_from_env(aws: &SdkConfig, delivery: Delivery) -> Result<Deps, Error> {
-    let (keys, settings) = keys_and_settings_from_env()?;
+/// `aws_deps` with the route's secrets (read at once, from Secrets Manager when deployed), the
+/// settings and the table (`TABLE_NAME`) from the environment.
+pub async fn deps_from_env(
+    route: RouteId,
+    aws: &SdkConfig,
+    delivery: Delivery,
+) -> Result<Deps, Error> {
+    let settings = settings_from_env()?;
     let table = required_env("TABLE_NAME")?;
+    let started = std::time::Instant::now();
+    let reader = Arc::new(secrets::SecretsManager(
+        aws_sdk_secretsmanager::Client::new(aws),
+    ));
+    let keys = secrets::keys_for_route(route, |name| std::env::var(name).ok(), reader).await?;
+    tracing::info!(
+        secrets = route.secrets().len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "secrets read"
+    );
     Ok(aws_deps(aws, delivery, keys, settings, &table))
 }
 
@@ -249,6 +245,6 @@ pub async fn serve_delivering(
 ) -> Result<(), Error> {
     init_tracing();
     let aws = lambda_aws_config().await?;
-    let deps = deps_from_env(&aws, delivery(&aws))?;
+    let deps = deps_from_env(route, &aws, delivery(&aws)).await?;
     run(route, deps).await
 }

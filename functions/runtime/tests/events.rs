@@ -12,8 +12,7 @@ use lambda_http::Body;
 use serde_json::{Value, json};
 use shared::api::{ApiRequest, ROUTES, Route, RouteId, handle};
 use shared::clock::SystemClock;
-use shared::crypto::{CodeHasher, ManagementKeyHash};
-use shared::jwt::JwtKeys;
+use shared::crypto::{CodeHasher, KeyEncryptionKey, ManagementKeyHash};
 use shared::random::OsRandom;
 use shared::service::{Deps, InMemory, Keys, Limits, SendLimits, Settings};
 
@@ -32,11 +31,11 @@ fn route_of(function: &str) -> &'static Route {
 
 fn in_memory() -> InMemory {
     InMemory::with(
-        Keys {
-            management_key: ManagementKeyHash::of_key("dev-management-key"),
-            code_hasher: CodeHasher::new(&[9u8; 32]).unwrap(),
-            jwt: JwtKeys::generate().unwrap(),
-        },
+        Keys::new(
+            ManagementKeyHash::of_key("dev-management-key"),
+            CodeHasher::new(&[9u8; 32]).unwrap(),
+            KeyEncryptionKey::from_secret(&"k".repeat(32)).expect("a long enough key"),
+        ),
         Settings {
             // As deployed without PUBLIC_BASE_URL: the issuer comes from each event's domain.
             public_base_url: String::new(),
@@ -145,7 +144,8 @@ async fn recorded_events_with_unknown_ids_are_refused_cleanly() {
             | RouteId::PutSmsBudgets
             | RouteId::GetSmsBudgets
             | RouteId::ListSmsRegions
-            | RouteId::ResetSmsRegion => 404,
+            | RouteId::ResetSmsRegion
+            | RouteId::RotateKeys => 404,
             RouteId::SessionsJwks => 404,
             // Basic credentials of an app this deployment does not have.
             _ => 401,
@@ -294,7 +294,12 @@ async fn events_drive_every_function_of_a_real_app() {
         (200, json!(20)),
         "{body}"
     );
-    for function in ["get-sms-budgets", "list-sms-regions", "reset-sms-region"] {
+    for function in [
+        "get-sms-budgets",
+        "list-sms-regions",
+        "reset-sms-region",
+        "rotate-keys",
+    ] {
         let (status, body) = call(deps, function, with(&replace, function)).await;
         assert_eq!(status, 200, "{function}: {body}");
     }
@@ -401,10 +406,11 @@ async fn events_drive_every_function_of_a_real_app() {
         (200, Some(1)),
         "{body}"
     );
+    // The app's keys were rotated above: the new key and the previous one.
     let (status, body) = call(deps, "sessions-jwks", with(&replace, "sessions-jwks")).await;
     assert_eq!(
         (status, body["keys"].as_array().map(Vec::len)),
-        (200, Some(1)),
+        (200, Some(2)),
         "{body}"
     );
     let (status, body) = call(deps, "users-get", with(&replace, "users-get")).await;

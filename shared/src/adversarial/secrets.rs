@@ -347,7 +347,8 @@ pub async fn the_store_holds_no_secret_code_token_or_key(target: Target) {
         assert!(
             w.deps
                 .keys
-                .code_hasher
+                .code_hasher()
+                .expect("the code hash key")
                 .matches(&c.hash_context, code, &c.code_hash),
             "the record is the code's: {c:?}"
         );
@@ -380,7 +381,8 @@ pub async fn the_store_holds_no_secret_code_token_or_key(target: Target) {
     assert!(
         w.deps
             .keys
-            .code_hasher
+            .code_hasher()
+            .expect("the code hash key")
             .matches(tests[0].id.as_str(), TEST_CODE, &tests[0].code_hash)
     );
 }

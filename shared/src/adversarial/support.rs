@@ -17,13 +17,12 @@ use serde_json::{Value, json};
 use super::{BelowStore, Corpus, Held, Ports, Target};
 use crate::api::{ApiRequest, Dialect, RouteId, handle};
 use crate::clock::{Clock, FakeClock, SystemClock, Timestamp};
-use crate::crypto::{CodeHasher, Hash32, ManagementKeyHash};
+use crate::crypto::{CodeHasher, Hash32, KeyEncryptionKey, ManagementKeyHash};
 use crate::identifiers::Identifier;
 use crate::ids::{AppId, ConfigId, Home, MethodId, SecretId, TemplateId, TestIdentifierId, UserId};
-use crate::jwt::JwtKeys;
 use crate::memory::Outbox;
 use crate::model::{
-    App, AppSecret, Challenge, LoginConfig, Session, Template, TestIdentifier, User,
+    App, AppSecret, Challenge, LoginConfig, Session, SigningKey, Template, TestIdentifier, User,
 };
 use crate::ports::{
     AppData, AppStore, CommitError, CommitToken, ConfigStore, DeliveryError, EmailMessage,
@@ -36,6 +35,8 @@ use crate::service::{AppCache, Deps, Keys, Limits, SendLimits, Settings};
 pub const MANAGEMENT_KEY: &str = "adversarial-management-key-5f2a9c";
 /// The code-hashing key: distinctive bytes, so that a copy of it in the store would be seen.
 pub const CODE_KEY: [u8; 32] = [0xA5; 32];
+/// The deployment's key-encryption key in the suite (seals the apps' signing keys).
+pub const KEY_ENCRYPTION_KEY: &str = "adversarial-suite-key-encryption-key-0123456789";
 pub const PHONE: &str = "+12025550100";
 pub const OTHER_PHONE: &str = "+12025550101";
 pub const THIRD_PHONE: &str = "+12025550102";
@@ -68,11 +69,11 @@ pub fn relaxed() -> Limits {
 fn keys() -> Arc<Keys> {
     static KEYS: OnceLock<Arc<Keys>> = OnceLock::new();
     KEYS.get_or_init(|| {
-        Arc::new(Keys {
-            management_key: ManagementKeyHash::of_key(MANAGEMENT_KEY),
-            code_hasher: CodeHasher::new(&CODE_KEY).expect("a 32-byte key"),
-            jwt: JwtKeys::generate().expect("RSA key"),
-        })
+        Arc::new(Keys::new(
+            ManagementKeyHash::of_key(MANAGEMENT_KEY),
+            CodeHasher::new(&CODE_KEY).expect("a 32-byte key"),
+            KeyEncryptionKey::from_secret(KEY_ENCRYPTION_KEY).expect("a long enough key"),
+        ))
     })
     .clone()
 }
@@ -222,9 +223,26 @@ pub struct Faulty {
 
 #[async_trait]
 impl AppStore for Faulty {
-    async fn create_app(&self, app: &App, secret: &AppSecret) -> Result<(), StoreError> {
-        let call = self.ports.apps.create_app(app, secret);
+    async fn create_app(
+        &self,
+        app: &App,
+        secret: &AppSecret,
+        signing_keys: &[SigningKey],
+    ) -> Result<(), StoreError> {
+        let call = self.ports.apps.create_app(app, secret, signing_keys);
         self.plan.run("apps.create_app", call).await
+    }
+    async fn replace_signing_keys(
+        &self,
+        app_id: &AppId,
+        expected_current: Option<&str>,
+        signing_keys: &[SigningKey],
+    ) -> Result<(), WriteError> {
+        let call = self
+            .ports
+            .apps
+            .replace_signing_keys(app_id, expected_current, signing_keys);
+        self.plan.run("apps.replace_signing_keys", call).await
     }
     async fn get_app(&self, app_id: &AppId) -> Result<Option<App>, StoreError> {
         let call = self.ports.apps.get_app(app_id);
@@ -1085,7 +1103,8 @@ impl World {
             Some(c) => self
                 .deps
                 .keys
-                .code_hasher
+                .code_hasher()
+                .expect("the code hash key")
                 .matches(&c.hash_context, code, &c.code_hash),
             None => false,
         }

@@ -12,6 +12,7 @@ use crate::ids::AppId;
 use crate::model::SessionAttributes;
 use crate::service::otp::{self, AuthenticateRequest, SendMode, SendRequest, SendTarget};
 use crate::service::sessions::{self, session_view};
+use crate::service::signing;
 use crate::service::{Deps, users};
 
 #[derive(Debug, Default, Deserialize)]
@@ -200,11 +201,15 @@ async fn authenticate_otp(
     }))
 }
 
-fn jwks(deps: &Deps, app_exists: bool) -> Result<Reply, Error> {
-    if !app_exists {
-        return Err(Error::AppNotFound);
-    }
-    ok(json!({"keys": [deps.keys.jwt.jwk()]}))
+/// The app's published public keys; an unknown app is `app_not_found`.
+async fn jwks(deps: &Deps, app_id: &str) -> Result<Reply, Error> {
+    let now = deps.clock.now();
+    let app = match AppId::parse(app_id) {
+        Some(id) => deps.app_cache.get(deps.apps.as_ref(), &id, now).await?,
+        None => None,
+    };
+    let app = app.ok_or(Error::AppNotFound)?;
+    ok(json!({"keys": signing::published_keys(deps, &app, now)?}))
 }
 
 pub(super) async fn handle(
@@ -224,7 +229,7 @@ pub(super) async fn handle(
             let body: SessionsAuthenticateBody = parse_json(request)?;
             let (issued, user) = sessions::authenticate(
                 deps,
-                &app.app.id,
+                app,
                 &caller.request_id,
                 body.session_token.as_deref(),
                 body.session_jwt.as_deref(),
@@ -244,7 +249,7 @@ pub(super) async fn handle(
             let body: RevokeBody = parse_json(request)?;
             sessions::revoke(
                 deps,
-                &app.app.id,
+                app,
                 &caller.request_id,
                 body.session_id.as_deref(),
                 body.session_token.as_deref(),
@@ -261,17 +266,7 @@ pub(super) async fn handle(
             let list = sessions::list(deps, &app.app.id, user_id).await?;
             ok(json!({"sessions": list.iter().map(session_view).collect::<Vec<_>>()}))
         }
-        RouteId::SessionsJwks => {
-            let exists = match AppId::parse(request.path_param("app_id")) {
-                Some(id) => deps
-                    .app_cache
-                    .get(deps.apps.as_ref(), &id, deps.clock.now())
-                    .await?
-                    .is_some(),
-                None => false,
-            };
-            jwks(deps, exists)
-        }
+        RouteId::SessionsJwks => jwks(deps, request.path_param("app_id")).await,
         RouteId::UsersGet => {
             let app = caller.app()?;
             let user = users::get(deps, &app.app.id, request.path_param("user_id")).await?;

@@ -5,11 +5,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::views::{
-    app_view, config_view, region_view, secret_view, template_view, test_identifier_view,
+    app_view, config_view, region_view, secret_view, signing_key_view, template_view,
+    test_identifier_view,
 };
 use super::{ApiRequest, Reply, RouteId, parse_json};
 use crate::error::Error;
-use crate::service::{Deps, management};
+use crate::service::{Deps, management, signing};
 
 #[derive(Deserialize)]
 struct CreateAppBody {
@@ -139,6 +140,13 @@ pub(super) async fn handle(
             let region =
                 management::reset_sms_region(deps, app_id, request.path_param("region")).await?;
             ok(json!({ "sms_region": region_view(&region) }))
+        }
+        RouteId::RotateKeys => {
+            let keys = signing::rotate(deps, app_id).await?;
+            ok(json!({
+                "app_id": app_id,
+                "keys": keys.iter().map(|k| signing_key_view(deps, k)).collect::<Vec<_>>(),
+            }))
         }
         other => Err(Error::Internal(format!(
             "{other:?} is not a management route"

@@ -136,7 +136,7 @@ async fn authenticate(
     match route.dialect {
         Dialect::Public => Ok((None, None)),
         Dialect::Management => match bearer_token(&request.headers) {
-            Some(key) if deps.keys.management_key.verify(key) => Ok((None, None)),
+            Some(key) if deps.keys.management_key()?.verify(key) => Ok((None, None)),
             _ => Err(Error::Unauthorized),
         },
         Dialect::Login => {

@@ -3,7 +3,9 @@
 use serde_json::{Value, json};
 
 use crate::clock::Timestamp;
-use crate::model::{App, AppSecret, LoginConfig, Template, TestIdentifier, User, UserStatus};
+use crate::model::{
+    App, AppSecret, LoginConfig, SigningKey, Template, TestIdentifier, User, UserStatus,
+};
 
 pub fn app_view(app: &App) -> Value {
     json!({"id": app.id, "name": app.name, "created_at": app.created_at})
@@ -87,5 +89,16 @@ pub fn region_view(stats: &crate::service::management::RegionStats) -> Value {
         "verified": stats.verified,
         "verification_rate_percent": rate,
         "paused": stats.paused,
+    })
+}
+
+/// One of an app's signing keys, as the rotation answers: never any private part.
+pub fn signing_key_view(deps: &crate::service::Deps, key: &SigningKey) -> Value {
+    json!({
+        "kid": key.kid,
+        "status": if key.retired_at.is_none() { "current" } else { "retired" },
+        "created_at": key.created_at,
+        "retired_at": key.retired_at,
+        "in_jwks_until": crate::service::signing::unpublished_at(deps, key),
     })
 }

@@ -14,9 +14,9 @@ use crate::ids::{AppId, ConfigId, SecretId, TemplateId, TestIdentifierId};
 use crate::model::SmsBudgets;
 use crate::model::{App, AppSecret, Channel, LoginConfig, Template, TestIdentifier};
 use crate::ports::{AppData, CommitError, CommitToken, Record, Write, WriteError};
-use crate::service::Deps;
 use crate::service::commit::Snapshot;
 use crate::service::decide::budget;
+use crate::service::{Deps, signing};
 use crate::templates::{MAX_SMS_CHARS, Placeholders, substitute};
 
 const MAX_TEST_IDENTIFIER_DAYS: i64 = 90;
@@ -40,7 +40,10 @@ pub async fn create_app(deps: &Deps, name: &str) -> Result<(App, String, SecretI
         created_at: now,
     };
     let (secret, record) = new_secret_record(deps, &app.id, now);
-    deps.apps.create_app(&app, &record).await?;
+    let signing_key = signing::new_signing_key(deps, &app.id, now)?;
+    deps.apps
+        .create_app(&app, &record, std::slice::from_ref(&signing_key))
+        .await?;
     tracing::info!(app_id = %app.id, "app created");
     Ok((app, secret, record.id))
 }
@@ -564,7 +567,7 @@ pub async fn create_test_identifier(
     }
     let id = TestIdentifierId::generate(deps.random.as_ref(), now);
     let test = TestIdentifier {
-        code_hash: deps.keys.code_hasher.hash(id.as_str(), &input.code),
+        code_hash: deps.keys.code_hasher()?.hash(id.as_str(), &input.code),
         id,
         app_id: app.id.clone(),
         identifier,

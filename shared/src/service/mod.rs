@@ -3,13 +3,16 @@
 
 use std::sync::Arc;
 
+use crate::Error;
 use crate::clock::{Clock, SystemClock};
-use crate::crypto::{CodeHasher, ManagementKeyHash};
+use crate::crypto::{CodeHasher, KeyEncryptionKey, ManagementKeyHash};
 use crate::jwt::JwtKeys;
 use crate::memory::{MemoryStore, Outbox};
 use crate::model::SmsBudgets;
 use crate::ports::{AppStore, ConfigStore, EmailSender, LoginStore, SmsSender, TestMessageSink};
 use crate::random::{OsRandom, Random};
+use crate::secrets::Secret;
+use signing::OpenedKeys;
 
 pub use app_cache::AppCache;
 
@@ -19,6 +22,7 @@ pub mod decide;
 pub mod management;
 pub mod otp;
 pub mod sessions;
+pub mod signing;
 pub mod users;
 
 /// Attempt, lock and lifetime limits are the contract's; send limits are per deployment.
@@ -137,12 +141,70 @@ pub fn app_cache_seconds_from_lookup(
     }
 }
 
-/// The deployment's secrets. None of them is ever in the store.
-#[derive(Debug)]
+/// The deployment's secrets that this process was given (a deployed function gets only those
+/// its route needs: `RouteId::secrets`). None of them is ever in the store.
+#[derive(Debug, Default)]
 pub struct Keys {
-    pub management_key: ManagementKeyHash,
-    pub code_hasher: CodeHasher,
-    pub jwt: JwtKeys,
+    pub management_key: Option<ManagementKeyHash>,
+    pub code_hasher: Option<CodeHasher>,
+    pub key_encryption: Option<KeyEncryptionKey>,
+    pub legacy_signing: Option<Arc<JwtKeys>>,
+    /// Apps' signing keys opened in this process.
+    pub opened: OpenedKeys,
+}
+
+fn not_given(secret: Secret) -> Error {
+    Error::Internal(format!(
+        "this function was not given {} ({} / {})",
+        secret.describe(),
+        secret.arn_env(),
+        secret.value_env()
+    ))
+}
+
+impl Keys {
+    /// Every key but the legacy signing key: the local server's and the tests' deployment.
+    pub fn new(
+        management_key: ManagementKeyHash,
+        code_hasher: CodeHasher,
+        key_encryption: KeyEncryptionKey,
+    ) -> Self {
+        Keys {
+            management_key: Some(management_key),
+            code_hasher: Some(code_hasher),
+            key_encryption: Some(key_encryption),
+            ..Keys::default()
+        }
+    }
+
+    pub fn management_key(&self) -> Result<&ManagementKeyHash, Error> {
+        self.management_key
+            .as_ref()
+            .ok_or_else(|| not_given(Secret::ManagementKey))
+    }
+
+    pub fn code_hasher(&self) -> Result<&CodeHasher, Error> {
+        self.code_hasher
+            .as_ref()
+            .ok_or_else(|| not_given(Secret::CodeHashKey))
+    }
+
+    pub fn key_encryption(&self) -> Result<&KeyEncryptionKey, Error> {
+        self.key_encryption
+            .as_ref()
+            .ok_or_else(|| not_given(Secret::KeyEncryptionKey))
+    }
+
+    /// The key of apps made before apps had their own.
+    pub fn legacy_signing(&self) -> Result<Arc<JwtKeys>, Error> {
+        self.legacy_signing.clone().ok_or_else(|| {
+            Error::Internal(
+                "this app has no signing key of its own and the deployment has no legacy key \
+                 (JwtSigningKeyPem): rotate the app's keys"
+                    .into(),
+            )
+        })
+    }
 }
 
 #[derive(Clone)]

@@ -5,7 +5,6 @@ use crate::error::Error;
 use crate::ids::{MethodId, RequestId, SessionId, UserId};
 use crate::model::User;
 use crate::ports::{AppData, Key, Write};
-use crate::service::Deps;
 use crate::service::commit::{Snapshot, Unanswered, decide_and_commit};
 use crate::service::decide;
 use crate::service::decide::authenticate::{
@@ -15,6 +14,7 @@ use crate::service::decide::send::{
     Outgoing, SendContext, SendPlan, TargetRef, Undo, decide_send, decide_undo,
 };
 use crate::service::sessions::{self, IssuedSession, SessionRef};
+use crate::service::{Deps, signing};
 
 pub use crate::service::decide::authenticate::AuthenticateRequest;
 pub use crate::service::decide::send::{SendMode, SendOutcome, SendRequest, SendTarget};
@@ -33,7 +33,6 @@ fn target_plan(deps: &Deps, app: &AppData, request: &SendRequest) -> Result<Targ
     else {
         return Ok(TargetPlan::Known(None));
     };
-    let app_id = &app.app.id;
     let (token, jwt) = match target {
         SendTarget::UserId(id) => {
             let user_id = UserId::parse(id).ok_or(Error::UserNotFound)?;
@@ -42,7 +41,7 @@ fn target_plan(deps: &Deps, app: &AppData, request: &SendRequest) -> Result<Targ
         SendTarget::SessionToken(token) => (Some(token.as_str()), None),
         SendTarget::SessionJwt(jwt) => (None, Some(jwt.as_str())),
     };
-    Ok(match sessions::session_ref(deps, app_id, token, jwt)? {
+    Ok(match sessions::session_ref(deps, app, token, jwt)? {
         SessionRef::Token { key, .. } => TargetPlan::Known(Some(TargetRef::Session(key))),
         SessionRef::Jwt(session_id) => TargetPlan::NeedsHome(session_id),
     })
@@ -115,7 +114,7 @@ pub async fn send_code(
     let ctx = SendContext {
         app,
         limits,
-        code_hasher: &deps.keys.code_hasher,
+        code_hasher: deps.keys.code_hasher()?,
         random: deps.random.as_ref(),
         default_email_from: &deps.settings.default_email_from,
         now,
@@ -248,7 +247,7 @@ pub async fn authenticate(
     let session = if extending {
         Some(sessions::session_ref(
             deps,
-            app_id,
+            app,
             request.session_token.as_deref(),
             request.session_jwt.as_deref(),
         )?)
@@ -268,11 +267,16 @@ pub async fn authenticate(
         Some(Some(key)) => Some(ExtendRef::Session(key)),
         Some(None) => Some(ExtendRef::MissingSession),
     };
+    if duration.is_some() || extend.is_some() {
+        // A session's JWT will be signed: a key that cannot sign must fail the request before
+        // the code is spent, not after.
+        signing::signer(deps, app)?;
+    }
     let now = deps.clock.now();
     let ctx = AuthenticateContext {
         app_id,
         limits: &deps.settings.limits,
-        code_hasher: &deps.keys.code_hasher,
+        code_hasher: deps.keys.code_hasher()?,
         random: deps.random.as_ref(),
         now,
     };
@@ -312,7 +316,7 @@ pub async fn authenticate(
         }
     };
     let session = match plan.session {
-        Some((session, token)) => Some(sessions::issue(deps, session, token)?),
+        Some((session, token)) => Some(sessions::issue(deps, app, session, token)?),
         None => None,
     };
     tracing::info!(app_id = %app_id, user_id = %plan.user.id, method_id = %method_id, "code authenticated");

@@ -8,14 +8,14 @@ use crate::error::Error;
 use crate::identifiers::Identifier;
 use crate::ids::{AppId, Home, RequestId, SessionId, UserId};
 use crate::model::{AuthenticationFactor, Session, SessionAttributes, User};
-use crate::ports::{Expect, Key, Record, Write};
+use crate::ports::{AppData, Expect, Key, Record, Write};
 use crate::random::Random;
-use crate::service::Deps;
 use crate::service::commit::{Decision, Snapshot, decide_and_commit};
+use crate::service::{Deps, signing};
 
 pub const SESSION_CLAIM: &str = "https://stytch.com/session";
 const MIN_SESSION_MINUTES: i64 = 5;
-const MAX_SESSION_MINUTES: i64 = 527_040;
+pub const MAX_SESSION_MINUTES: i64 = 527_040;
 const MAX_CUSTOM_CLAIMS_BYTES: usize = 4096;
 const RESERVED_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
 
@@ -115,7 +115,7 @@ pub fn session_view(session: &Session) -> Value {
     })
 }
 
-pub fn mint_jwt(deps: &Deps, session: &Session) -> Result<String, Error> {
+pub fn mint_jwt(deps: &Deps, app: &AppData, session: &Session) -> Result<String, Error> {
     let now = deps.clock.now();
     let mut claims = session.custom_claims.clone();
     claims.insert("aud".into(), json!(session.app_id));
@@ -141,15 +141,19 @@ pub fn mint_jwt(deps: &Deps, session: &Session) -> Result<String, Error> {
             "granted_scopes": session.granted_scopes,
         }),
     );
-    deps.keys
-        .jwt
+    signing::signer(deps, app)?
         .sign(&Value::Object(claims))
         .map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// The session as handed to the caller, with a fresh JWT.
-pub fn issue(deps: &Deps, session: Session, token: String) -> Result<IssuedSession, Error> {
-    let jwt = mint_jwt(deps, &session)?;
+pub fn issue(
+    deps: &Deps,
+    app: &AppData,
+    session: Session,
+    token: String,
+) -> Result<IssuedSession, Error> {
+    let jwt = mint_jwt(deps, app, &session)?;
     Ok(IssuedSession {
         session,
         token,
@@ -228,12 +232,9 @@ pub fn accessed(
 
 /// The session a JWT names: it must verify (signature, audience, issuer; an expired JWT of a
 /// live session is fine), and name a session id and user.
-fn session_named_by_jwt(deps: &Deps, app_id: &AppId, jwt: &str) -> Result<SessionId, Error> {
-    let claims = deps
-        .keys
-        .jwt
-        .verify(jwt, app_id.as_str(), &deps.settings.public_base_url)
-        .map_err(|_| Error::InvalidSessionJwt)?;
+fn session_named_by_jwt(deps: &Deps, app: &AppData, jwt: &str) -> Result<SessionId, Error> {
+    let claims =
+        signing::verify(deps, app, jwt, deps.clock.now()).ok_or(Error::InvalidSessionJwt)?;
     claims
         .get(SESSION_CLAIM)
         .and_then(|c| c.get("id"))
@@ -254,7 +255,7 @@ pub enum SessionRef {
 /// Parses the credential of a request about a session: a token, else a JWT (verified here).
 pub fn session_ref(
     deps: &Deps,
-    app_id: &AppId,
+    app: &AppData,
     session_token: Option<&str>,
     session_jwt: Option<&str>,
 ) -> Result<SessionRef, Error> {
@@ -262,7 +263,7 @@ pub fn session_ref(
         let home = Home::of_session_token(token).ok_or(Error::SessionNotFound)?;
         return Ok(SessionRef::Token {
             key: Key::Session {
-                app_id: app_id.clone(),
+                app_id: app.app.id.clone(),
                 home,
                 token_hash: sha256(token.as_bytes()),
             },
@@ -270,7 +271,7 @@ pub fn session_ref(
         });
     }
     if let Some(jwt) = session_jwt.filter(|t| !t.is_empty()) {
-        return Ok(SessionRef::Jwt(session_named_by_jwt(deps, app_id, jwt)?));
+        return Ok(SessionRef::Jwt(session_named_by_jwt(deps, app, jwt)?));
     }
     Err(Error::BadRequest(
         "session_token or session_jwt is required".into(),
@@ -310,19 +311,20 @@ pub async fn find_by_id(
 /// condition that it did not change.
 pub async fn authenticate(
     deps: &Deps,
-    app_id: &AppId,
+    app: &AppData,
     request_id: &RequestId,
     session_token: Option<&str>,
     session_jwt: Option<&str>,
     duration_minutes: Option<i64>,
     claims_patch: Option<&Map<String, Value>>,
 ) -> Result<(IssuedSession, User), Error> {
+    let app_id = &app.app.id;
     let duration_minutes = duration_minutes.map(validate_duration).transpose()?;
     if let Some(patch) = claims_patch {
         validate_custom_claims(patch)?;
     }
     let mut snapshot = Snapshot::new();
-    let (key, token) = match session_ref(deps, app_id, session_token, session_jwt)? {
+    let (key, token) = match session_ref(deps, app, session_token, session_jwt)? {
         SessionRef::Token { key, token } => (key, token),
         SessionRef::Jwt(session_id) => {
             let (found, read) = find_by_id(deps, app_id, &session_id).await?;
@@ -363,7 +365,7 @@ pub async fn authenticate(
             .filter(|u| u.value.id == session.user_id)
             .ok_or(Error::SessionNotFound)?
             .value;
-        return Ok((issue(deps, session, token)?, user));
+        return Ok((issue(deps, app, session, token)?, user));
     }
     let keys = [key.clone(), user_key];
     let missing: Vec<Key> = keys
@@ -409,23 +411,24 @@ pub async fn authenticate(
     })
     .await?;
     let (session, user) = answer?;
-    Ok((issue(deps, session, token)?, user))
+    Ok((issue(deps, app, session, token)?, user))
 }
 
 /// `sessions.revoke` by session id, token or JWT: the session is deleted if it is still live
 /// and unchanged since it was read.
 pub async fn revoke(
     deps: &Deps,
-    app_id: &AppId,
+    app: &AppData,
     request_id: &RequestId,
     session_id: Option<&str>,
     session_token: Option<&str>,
     session_jwt: Option<&str>,
 ) -> Result<(), Error> {
+    let app_id = &app.app.id;
     let mut snapshot = Snapshot::new();
     let by_id = match session_id {
         Some(id) => Some(SessionId::parse(id).ok_or(Error::SessionNotFound)?),
-        None => match session_ref(deps, app_id, session_token, session_jwt)? {
+        None => match session_ref(deps, app, session_token, session_jwt)? {
             SessionRef::Jwt(id) => Some(id),
             SessionRef::Token { key, .. } => {
                 let loaded = deps.login.load(std::slice::from_ref(&key)).await?;

@@ -57,6 +57,7 @@ impl World {
                 templates: Vec::new(),
                 sms_countries: None,
                 sms_budgets: None,
+                signing_keys: Vec::new(),
             },
             limits: Limits {
                 send: SendLimits {
