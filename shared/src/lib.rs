@@ -14,6 +14,7 @@ pub mod ports;
 pub mod random;
 pub mod service;
 pub mod templates;
+pub mod text;
 
 #[cfg(feature = "adversarial-tests")]
 pub mod adversarial;

@@ -14,6 +14,7 @@ use crate::model::{App, AppSecret, Channel, LoginConfig, Template, TestIdentifie
 use crate::ports::{AppData, WriteError};
 use crate::service::Deps;
 use crate::templates::{MAX_SMS_CHARS, Placeholders, substitute};
+use crate::text::{check_multi_line, check_single_line};
 
 const MAX_TEST_IDENTIFIER_DAYS: i64 = 90;
 /// `last_used_at` is written at most this often per secret, to keep auth to one read.
@@ -29,6 +30,7 @@ pub async fn create_app(deps: &Deps, name: &str) -> Result<(App, String, SecretI
     if !(1..=100).contains(&length) {
         return Err(Error::BadRequest("name must be 1 to 100 characters".into()));
     }
+    check_single_line("name", name)?;
     let now = deps.clock.now();
     let app = App {
         id: AppId::generate(deps.random.as_ref()),
@@ -355,6 +357,13 @@ fn validated_template(
     }
     if input.text.chars().count() > 10_000 {
         return bad("text must be at most 10000 characters");
+    }
+    check_multi_line("text", &input.text)?;
+    if let Some(subject) = &input.subject {
+        check_single_line("subject", subject)?;
+    }
+    if let Some(html) = &input.html {
+        check_multi_line("html", html)?;
     }
     match input.channel_type {
         Channel::Sms => {
