@@ -768,6 +768,15 @@ impl World {
         self.held.below()
     }
 
+    /// Stores this app's SMS countries as earlier versions did (calling codes), behind the
+    /// ports; `false` when the backend cannot.
+    pub async fn put_sms_calling_codes_as_before(&self, calling_codes: &[&str]) -> bool {
+        let codes: Vec<String> = calling_codes.iter().map(|c| c.to_string()).collect();
+        self.held
+            .put_sms_calling_codes_as_before(&self.app(), &codes)
+            .await
+    }
+
     /// A Login API call with this app's credentials.
     pub async fn login(&self, route: RouteId, body: Value) -> Reply {
         call(&self.deps, route, &[], &self.basic(), Some(body)).await
