@@ -486,7 +486,11 @@ pub async fn control_and_bidi_characters_are_refused_in_names_subjects_and_bodie
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 
-    let email = |subject: &str, text: &str, html: &str| json!({"channel_type": "email", "locale": "en", "subject": subject, "text": text, "html": html});
+    let email = |subject: &str, text: &str, html: &str| {
+        json!({
+            "channel_type": "email", "locale": "en", "subject": subject, "text": text, "html": html,
+        })
+    };
     let good = email(
         "Your code",
         "Code {{code}}\r\n\tThanks",
