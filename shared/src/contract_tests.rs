@@ -32,7 +32,7 @@ use serde_json::json;
 
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::crypto::Hash32;
-use crate::identifiers::{EmailAddress, Identifier, PhoneNumber};
+use crate::identifiers::{EmailAddress, Identifier, PhoneNumber, Region};
 use crate::ids::{
     AppId, ChallengeId, ConfigId, EmailId, Home, MethodId, PhoneId, RequestId, SecretId, SessionId,
     TemplateId, TestIdentifierId, UserId,
@@ -411,7 +411,7 @@ pub async fn app_load_app(store: &dyn AllStores) {
     assert_eq!(data.templates, vec![template]);
     assert_eq!(data.sms_countries, None);
     store
-        .put_sms_countries(&app.id, Some(vec!["1".into(), "44".into()]))
+        .put_sms_countries(&app.id, Some(regions(&["GB", "US"])))
         .await
         .expect("put_sms_countries");
     let budgets = SmsBudgets {
@@ -433,7 +433,7 @@ pub async fn app_load_app(store: &dyn AllStores) {
         .await
         .expect("load_app")
         .expect("app");
-    assert_eq!(data.sms_countries, Some(vec!["1".into(), "44".into()]));
+    assert_eq!(data.sms_countries, Some(regions(&["GB", "US"])));
     assert_eq!(data.sms_budgets, Some(budgets));
     assert_eq!(
         store
@@ -841,19 +841,27 @@ pub async fn test_identifier_uniqueness(store: &dyn ConfigStore) {
     );
 }
 
-/// SMS countries: `None` until set, per app, and `None` again when reset.
+fn regions(codes: &[&str]) -> Vec<Region> {
+    codes
+        .iter()
+        .map(|code| Region::parse(code).expect("a region"))
+        .collect()
+}
+
+/// SMS countries: `None` until set, per app, and `None` again when reset; an empty list stays
+/// empty (no region).
 pub async fn sms_countries(store: &dyn ConfigStore) {
     let app = AppId::generate(rnd());
     let other_app = AppId::generate(rnd());
     assert_eq!(store.get_sms_countries(&app).await.expect("get"), None);
-    let codes = vec!["1".to_owned(), "44".to_owned()];
+    let listed = regions(&["CA", "JM", "US"]);
     store
-        .put_sms_countries(&app, Some(codes.clone()))
+        .put_sms_countries(&app, Some(listed.clone()))
         .await
         .expect("put");
     assert_eq!(
         store.get_sms_countries(&app).await.expect("get"),
-        Some(codes)
+        Some(listed)
     );
     assert_eq!(
         store.get_sms_countries(&other_app).await.expect("get"),
@@ -861,6 +869,14 @@ pub async fn sms_countries(store: &dyn ConfigStore) {
     );
     store.put_sms_countries(&app, None).await.expect("put");
     assert_eq!(store.get_sms_countries(&app).await.expect("get"), None);
+    store
+        .put_sms_countries(&app, Some(Vec::new()))
+        .await
+        .expect("put");
+    assert_eq!(
+        store.get_sms_countries(&app).await.expect("get"),
+        Some(Vec::new())
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,9 +21,16 @@ pub enum Error {
 
     #[error("the phone number is not a valid number for its country; use E.164, e.g. +12025550100")]
     InvalidPhoneNumber,
-    #[error("this app does not send SMS to that country calling code")]
+    /// A valid number of a kind that cannot receive SMS (premium-rate, landline, satellite...):
+    /// answered as `invalid_phone_number`, saying which kind (never the number).
+    #[error("the phone number cannot receive SMS: it is {0}; use a mobile number")]
+    PhoneNumberCannotReceiveSms(crate::identifiers::NumberKind),
+    #[error("this app does not send SMS to numbers of that country or region")]
     InvalidPhoneNumberCountryCode,
-    #[error("the email address is not valid")]
+    #[error(
+        "the email address is not valid; give a plain address such as ann@example.com (a domain \
+         name, not an IP address; a local part in ASCII that needs no quotes)"
+    )]
     InvalidEmail,
     #[error("expiration_minutes must be between 1 and 10")]
     InvalidExpirationMinutes,
@@ -82,6 +89,17 @@ pub enum Error {
     /// Logged in full, answered with a generic message.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<crate::identifiers::PhoneNumberError> for Error {
+    fn from(error: crate::identifiers::PhoneNumberError) -> Self {
+        match error {
+            crate::identifiers::PhoneNumberError::Invalid => Error::InvalidPhoneNumber,
+            crate::identifiers::PhoneNumberError::CannotReceiveSms(kind) => {
+                Error::PhoneNumberCannotReceiveSms(kind)
+            }
+        }
+    }
 }
 
 impl From<crate::ports::StoreError> for Error {

@@ -15,6 +15,7 @@ pub mod random;
 pub mod secrets;
 pub mod service;
 pub mod templates;
+pub mod text;
 
 #[cfg(feature = "adversarial-tests")]
 pub mod adversarial;

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::clock::{Clock, Timestamp};
 use crate::crypto::Hash32;
-use crate::identifiers::Identifier;
+use crate::identifiers::{Identifier, Region};
 use crate::ids::{AppId, ConfigId, Home, SecretId, TemplateId, TestIdentifierId};
 use crate::model::{
     App, AppSecret, Channel, Codes, LoginConfig, MAX_PREVIOUS_CODES, Session, SigningKey,
@@ -28,7 +28,7 @@ struct State {
     configs: HashMap<AppId, BTreeMap<ConfigId, LoginConfig>>,
     templates: HashMap<AppId, BTreeMap<TemplateId, Template>>,
     test_identifiers: HashMap<AppId, BTreeMap<TestIdentifierId, TestIdentifier>>,
-    sms_countries: HashMap<AppId, Option<Vec<String>>>,
+    sms_countries: HashMap<AppId, StoredSmsCountries>,
     sms_budgets: HashMap<AppId, SmsBudgets>,
     signing_keys: HashMap<AppId, Vec<SigningKey>>,
     /// The login path's records (users, codes, sessions, owners, counters) by key.
@@ -36,6 +36,23 @@ struct State {
     /// Tokens of applied commits, with a fingerprint of their writes.
     tokens: HashMap<CommitToken, Hash32>,
     token_order: VecDeque<CommitToken>,
+}
+
+/// An app's SMS countries as kept: regions, or (written by an earlier version, which kept
+/// country calling codes) calling codes, read as the regions that have them.
+#[derive(Debug, Clone)]
+enum StoredSmsCountries {
+    Regions(Vec<Region>),
+    CallingCodes(Vec<String>),
+}
+
+impl StoredSmsCountries {
+    fn regions(&self) -> Vec<Region> {
+        match self {
+            StoredSmsCountries::Regions(regions) => regions.clone(),
+            StoredSmsCountries::CallingCodes(codes) => Region::of_calling_codes(codes),
+        }
+    }
 }
 
 /// Every store port over one in-process map.
@@ -53,6 +70,15 @@ impl MemoryStore {
         // A panic while holding the lock cannot leave a half-applied write: every operation
         // computes first and mutates last.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// FOR TESTS: stores an app's SMS countries as an earlier version did, as country calling
+    /// codes, so that tests can show they read back as regions.
+    pub fn put_sms_calling_codes_as_before(&self, app_id: &AppId, calling_codes: Vec<String>) {
+        self.state().sms_countries.insert(
+            app_id.clone(),
+            StoredSmsCountries::CallingCodes(calling_codes),
+        );
     }
 
     /// Every stored hash and every stored string, for tests that prove no plaintext secret,
@@ -162,7 +188,7 @@ impl AppStore for MemoryStore {
                 .get(app_id)
                 .map(|m| m.values().cloned().collect())
                 .unwrap_or_default(),
-            sms_countries: s.sms_countries.get(app_id).cloned().flatten(),
+            sms_countries: s.sms_countries.get(app_id).map(StoredSmsCountries::regions),
             sms_budgets: s.sms_budgets.get(app_id).copied(),
             signing_keys: s.signing_keys.get(app_id).cloned().unwrap_or_default(),
         }))
@@ -365,18 +391,29 @@ impl ConfigStore for MemoryStore {
             .is_some())
     }
 
-    async fn get_sms_countries(&self, app_id: &AppId) -> Result<Option<Vec<String>>, StoreError> {
-        Ok(self.state().sms_countries.get(app_id).cloned().flatten())
+    async fn get_sms_countries(&self, app_id: &AppId) -> Result<Option<Vec<Region>>, StoreError> {
+        Ok(self
+            .state()
+            .sms_countries
+            .get(app_id)
+            .map(StoredSmsCountries::regions))
     }
 
     async fn put_sms_countries(
         &self,
         app_id: &AppId,
-        calling_codes: Option<Vec<String>>,
+        regions: Option<Vec<Region>>,
     ) -> Result<(), StoreError> {
-        self.state()
-            .sms_countries
-            .insert(app_id.clone(), calling_codes);
+        let mut s = self.state();
+        match regions {
+            Some(regions) => {
+                s.sms_countries
+                    .insert(app_id.clone(), StoredSmsCountries::Regions(regions));
+            }
+            None => {
+                s.sms_countries.remove(app_id);
+            }
+        }
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::clock::Timestamp;
 use crate::crypto::Hash32;
-use crate::identifiers::Identifier;
+use crate::identifiers::{Identifier, Region};
 use crate::ids::{AppId, ConfigId, Home, MethodId, SecretId, TemplateId, TestIdentifierId, UserId};
 use crate::model::{
     App, AppSecret, Challenge, Codes, LoginConfig, Owner, SendCounter, Session, SigningKey,
@@ -43,8 +43,9 @@ pub struct AppData {
     pub secrets: Vec<AppSecret>,
     pub configs: Vec<LoginConfig>,
     pub templates: Vec<Template>,
-    /// `None`: every country the deployment allows.
-    pub sms_countries: Option<Vec<String>>,
+    /// The regions whose numbers the app sends SMS to; `None`: every region the deployment
+    /// allows.
+    pub sms_countries: Option<Vec<Region>>,
     /// `None`: the deployment's defaults (`SmsBudgets::default`).
     pub sms_budgets: Option<SmsBudgets>,
     /// Newest first. Empty: an app made before apps had their own keys, which the deployment's
@@ -133,12 +134,13 @@ pub trait ConfigStore: Send + Sync {
         id: &TestIdentifierId,
     ) -> Result<bool, StoreError>;
 
-    /// `None`: every country the deployment allows.
-    async fn get_sms_countries(&self, app_id: &AppId) -> Result<Option<Vec<String>>, StoreError>;
+    /// The regions the app sends SMS to; `None`: every region the deployment allows. A list of
+    /// country calling codes stored by an earlier version reads as the regions of those codes.
+    async fn get_sms_countries(&self, app_id: &AppId) -> Result<Option<Vec<Region>>, StoreError>;
     async fn put_sms_countries(
         &self,
         app_id: &AppId,
-        calling_codes: Option<Vec<String>>,
+        regions: Option<Vec<Region>>,
     ) -> Result<(), StoreError>;
 
     /// `None`: the deployment's defaults.

@@ -574,7 +574,7 @@ async fn login_config_and_country_errors() {
     let r = w
         .login(
             RouteId::SmsLoginOrCreate,
-            json!({"phone_number": "+442079460958"}),
+            json!({"phone_number": "+447400123456"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);

@@ -8,7 +8,7 @@ use harness::{EMAIL, Harness, OTHER_PHONE, PHONE, config_input, login_or_create,
 use shared::Error;
 use shared::model::{Channel, UserStatus};
 use shared::ports::{Key, LoginStore, Record};
-use shared::service::management;
+use shared::service::management::{self, SmsCountriesInput};
 use shared::service::otp::{self, SendMode, SendTarget};
 use shared::service::{sessions, users};
 
@@ -363,21 +363,29 @@ async fn identifiers_are_unique_per_app_not_per_deployment() {
 async fn sms_countries_limit_where_codes_go() {
     let h = Harness::new(208).await;
     let app_id = h.app.id.as_str();
-    management::put_sms_countries(h.deps(), app_id, Some(vec!["+44".to_owned()]))
-        .await
-        .expect("put_sms_countries");
+    management::put_sms_countries(
+        h.deps(),
+        app_id,
+        SmsCountriesInput::CallingCodes(Some(vec!["+44".to_owned()])),
+    )
+    .await
+    .expect("put_sms_countries");
     let result = h.send(login_or_create(PHONE)).await;
     assert!(
         matches!(result, Err(Error::InvalidPhoneNumberCountryCode)),
         "{result:?}"
     );
     assert_eq!(h.outbox_len(), 0);
-    h.send_code("+442079460958").await;
+    h.send_code("+447400123456").await;
     h.send_code(EMAIL).await;
 
-    management::put_sms_countries(h.deps(), app_id, Some(Vec::new()))
-        .await
-        .expect("put_sms_countries");
+    management::put_sms_countries(
+        h.deps(),
+        app_id,
+        SmsCountriesInput::Regions(Some(Vec::new())),
+    )
+    .await
+    .expect("put_sms_countries");
     h.send_code(PHONE).await;
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::adversarial::{Backend, BelowFault, BelowStore, Corpus, Ports, Times};
+use shared::ids::AppId;
 use store_dynamodb::DynamoStore;
 use store_dynamodb::testing::{self, Fault, FaultInjector};
 
@@ -75,6 +76,19 @@ impl Backend for DynamoBackend {
 
     fn below<'a>(&self, table: &'a Table) -> Option<&'a dyn BelowStore> {
         Some(&table.injector)
+    }
+
+    async fn put_sms_calling_codes_as_before(
+        &self,
+        table: &Table,
+        app_id: &AppId,
+        calling_codes: &[String],
+    ) -> bool {
+        table
+            .store
+            .put_sms_calling_codes_as_before(app_id, calling_codes)
+            .await;
+        true
     }
 }
 

@@ -135,6 +135,22 @@ fn utf8(data: &str) -> Result<Content, DeliveryError> {
         .map_err(|_| DeliveryError("SES SendEmail failed: request could not be built".to_owned()))
 }
 
+/// A subject on one line: control characters (a CR LF above all) and the Unicode line and
+/// paragraph separators become spaces. The management API refuses them in subjects and app
+/// names; this keeps any written before it did out of the message's headers.
+fn one_line(subject: &str) -> String {
+    subject
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// The simple-content message: both bodies when both are given, else the one there is.
 fn simple_message(message: &EmailMessage) -> Result<Message, DeliveryError> {
     let mut body = Body::builder();
@@ -145,7 +161,7 @@ fn simple_message(message: &EmailMessage) -> Result<Message, DeliveryError> {
         body = body.html(utf8(&message.html)?);
     }
     Ok(Message::builder()
-        .subject(utf8(&message.subject)?)
+        .subject(utf8(&one_line(&message.subject))?)
         .body(body.build())
         .build())
 }
@@ -177,5 +193,19 @@ impl EmailSender for SesEmail {
             "email handed to SES"
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn a_subject_stays_on_one_line() {
+        assert_eq!(
+            one_line("Hi\r\nBcc: x@example.com\u{2028}\t"),
+            "Hi  Bcc: x@example.com  "
+        );
+        assert_eq!(one_line("Código für Ümit"), "Código für Ümit");
     }
 }

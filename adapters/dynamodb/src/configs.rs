@@ -15,7 +15,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
-use shared::identifiers::Identifier;
+use shared::identifiers::{Identifier, Region};
 use shared::ids::{AppId, ConfigId, TemplateId, TestIdentifierId};
 use shared::model::{Channel, LoginConfig, SmsBudgets, Template, TestIdentifier};
 use shared::ports::{ConfigStore, StoreError, WriteError};
@@ -474,7 +474,7 @@ impl ConfigStore for DynamoStore {
         Err(contended("delete_test_identifier"))
     }
 
-    async fn get_sms_countries(&self, app_id: &AppId) -> Result<Option<Vec<String>>, StoreError> {
+    async fn get_sms_countries(&self, app_id: &AppId) -> Result<Option<Vec<Region>>, StoreError> {
         self.get(key(keys::app(app_id), keys::SMS_COUNTRIES_SK))
             .await?
             .map(|i| item::sms_countries_from(&i))
@@ -484,14 +484,14 @@ impl ConfigStore for DynamoStore {
     async fn put_sms_countries(
         &self,
         app_id: &AppId,
-        calling_codes: Option<Vec<String>>,
+        regions: Option<Vec<Region>>,
     ) -> Result<(), StoreError> {
-        match calling_codes {
-            Some(codes) => self
+        match regions {
+            Some(regions) => self
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .set_item(Some(item::sms_countries_item(app_id, &codes)))
+                .set_item(Some(item::sms_countries_item(app_id, &regions)))
                 .send()
                 .await
                 .map(|_| ())

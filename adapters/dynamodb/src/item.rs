@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::clock::Timestamp;
 use shared::crypto::Hash32;
-use shared::identifiers::{EmailAddress, Identifier, PhoneNumber};
+use shared::identifiers::{EmailAddress, Identifier, PhoneNumber, Region};
 use shared::ids::{
     AppId, ChallengeId, ConfigId, EmailId, MethodId, PhoneId, SecretId, SessionId, TemplateId,
     TestIdentifierId, UserId,
@@ -453,7 +453,19 @@ pub(crate) fn test_id_pointer_from(item: &Item) -> Result<String, StoreError> {
         .to_owned())
 }
 
-pub(crate) fn sms_countries_item(app_id: &AppId, calling_codes: &[String]) -> Item {
+/// An app's SMS countries: the ISO regions (`regions`).
+pub(crate) fn sms_countries_item(app_id: &AppId, regions: &[Region]) -> Item {
+    let regions: Vec<String> = regions.iter().map(|r| r.as_str().to_owned()).collect();
+    with_key(
+        keys::app(app_id),
+        keys::SMS_COUNTRIES_SK,
+        vec![("regions", strings(&regions))],
+    )
+}
+
+/// The item as earlier versions wrote it: country calling codes (`calling_codes`).
+#[cfg(any(test, feature = "test-support"))]
+pub(crate) fn legacy_sms_countries_item(app_id: &AppId, calling_codes: &[String]) -> Item {
     with_key(
         keys::app(app_id),
         keys::SMS_COUNTRIES_SK,
@@ -461,8 +473,20 @@ pub(crate) fn sms_countries_item(app_id: &AppId, calling_codes: &[String]) -> It
     )
 }
 
-pub(crate) fn sms_countries_from(item: &Item) -> Result<Vec<String>, StoreError> {
-    Fields::new(item, "sms countries").strings("calling_codes")
+/// The regions of the item; an item written by an earlier version, which holds country calling
+/// codes, reads as the regions of those codes.
+pub(crate) fn sms_countries_from(item: &Item) -> Result<Vec<Region>, StoreError> {
+    let f = Fields::new(item, "sms countries");
+    if item.contains_key("regions") {
+        f.strings("regions")?
+            .iter()
+            .map(|text| {
+                Region::from_stored(text).ok_or_else(|| malformed("sms countries", "regions"))
+            })
+            .collect()
+    } else {
+        Ok(Region::of_calling_codes(&f.strings("calling_codes")?))
+    }
 }
 
 /// The app's SMS budgets, as one JSON attribute (`budgets`): a small settings record read whole.
@@ -651,7 +675,7 @@ pub(crate) fn user_from(item: &Item) -> Result<Versioned<User>, StoreError> {
             Ok(PhoneMethod {
                 verified: is_verified(&id),
                 id: PhoneId::parse(&id).ok_or_else(|| malformed("user", "phones"))?,
-                phone_number: PhoneNumber::parse(&value)
+                phone_number: PhoneNumber::from_stored(&value)
                     .ok_or_else(|| malformed("user", "phones"))?,
             })
         })
@@ -662,7 +686,8 @@ pub(crate) fn user_from(item: &Item) -> Result<Versioned<User>, StoreError> {
             Ok(EmailMethod {
                 verified: is_verified(&id),
                 id: EmailId::parse(&id).ok_or_else(|| malformed("user", "emails"))?,
-                email: EmailAddress::parse(&value).ok_or_else(|| malformed("user", "emails"))?,
+                email: EmailAddress::from_stored(&value)
+                    .ok_or_else(|| malformed("user", "emails"))?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -1141,14 +1166,29 @@ mod tests {
             test_id_pointer_from(&test_id_pointer_item(&test)).expect("parse"),
             key_of(&item).1
         );
-        let codes = vec!["1".to_owned(), "44".to_owned()];
+        let regions: Vec<Region> = ["CA", "US"]
+            .iter()
+            .filter_map(|r| Region::parse(r))
+            .collect();
         assert_eq!(
-            sms_countries_from(&sms_countries_item(&test.app_id, &codes)).expect("parse"),
-            codes
+            sms_countries_from(&sms_countries_item(&test.app_id, &regions)).expect("parse"),
+            regions
         );
         assert_eq!(
             sms_countries_from(&sms_countries_item(&test.app_id, &[])).expect("parse"),
-            Vec::<String>::new()
+            Vec::<Region>::new()
+        );
+        // Written by an earlier version: calling codes, read as their regions.
+        let legacy = legacy_sms_countries_item(&test.app_id, &["44".to_owned(), "1".to_owned()]);
+        let read = sms_countries_from(&legacy).expect("parse");
+        assert_eq!(read.len(), 25 + 4, "{read:?}");
+        for region in ["US", "CA", "JM", "GB", "GG", "IM", "JE"] {
+            assert!(read.iter().any(|r| r.as_str() == region), "{region}");
+        }
+        let nothing = legacy_sms_countries_item(&test.app_id, &["800".to_owned()]);
+        assert_eq!(
+            sms_countries_from(&nothing).expect("parse"),
+            Vec::<Region>::new()
         );
     }
 

@@ -140,8 +140,8 @@ pub(crate) fn identifier_key(identifier: &Identifier) -> String {
 
 pub(crate) fn parse_identifier_key(text: &str) -> Option<Identifier> {
     match text.split_once('#')? {
-        ("phone", number) => PhoneNumber::parse(number).map(Identifier::Phone),
-        ("email", email) => EmailAddress::parse(email).map(Identifier::Email),
+        ("phone", number) => PhoneNumber::from_stored(number).map(Identifier::Phone),
+        ("email", email) => EmailAddress::from_stored(email).map(Identifier::Email),
         _ => None,
     }
 }

@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::config::{
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::http::StatusCode;
-use shared::ids::UserId;
+use shared::ids::{AppId, UserId};
 use shared::random::OsRandom;
 
 use crate::{DynamoStore, MAX_ATTEMPTS, create_table};
@@ -138,6 +138,24 @@ impl DynamoStore {
     /// FOR TESTS: the client, to look at the table behind the store's back.
     pub fn sdk_client(&self) -> &Client {
         &self.client
+    }
+
+    /// FOR TESTS: writes an app's SMS countries as earlier versions did, as country calling
+    /// codes, so that tests can show they read back as regions.
+    ///
+    /// # Panics
+    /// When the write fails.
+    pub async fn put_sms_calling_codes_as_before(&self, app_id: &AppId, calling_codes: &[String]) {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(crate::item::legacy_sms_countries_item(
+                app_id,
+                calling_codes,
+            )))
+            .send()
+            .await
+            .expect("PutItem of the SMS countries as before");
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use common::*;
+use shared::identifiers::Region;
 use shared::ids::{AppId, SecretId, TestIdentifierId};
 use shared::model::{App, AppSecret, SendCounter, TestIdentifier};
 use shared::ports::{
@@ -843,7 +844,7 @@ async fn load_app_reads_the_app_without_test_identifiers() {
     let config = config_of(&app.id, Some(&template.id));
     store.put_config(&config).await.expect("config");
     store
-        .put_sms_countries(&app.id, Some(vec!["1".to_owned(), "44".to_owned()]))
+        .put_sms_countries(&app.id, Some(regions(&["GB", "US"])))
         .await
         .expect("countries");
     let test = TestIdentifier {
@@ -862,10 +863,24 @@ async fn load_app_reads_the_app_without_test_identifiers() {
     assert_eq!(data.secrets, secrets);
     assert_eq!(data.configs, vec![config]);
     assert_eq!(data.templates, vec![template]);
+    assert_eq!(data.sms_countries, Some(regions(&["GB", "US"])));
+    // As an earlier version wrote them: calling codes, read as their regions.
+    store
+        .put_sms_calling_codes_as_before(&app.id, &["44".to_owned()])
+        .await;
+    let data = store.load_app(&app.id).await.expect("load").expect("app");
+    assert_eq!(data.sms_countries, Some(regions(&["GB", "GG", "IM", "JE"])));
     assert_eq!(
-        data.sms_countries,
-        Some(vec!["1".to_owned(), "44".to_owned()])
+        store.get_sms_countries(&app.id).await.expect("get"),
+        Some(regions(&["GB", "GG", "IM", "JE"]))
     );
+}
+
+fn regions(codes: &[&str]) -> Vec<Region> {
+    codes
+        .iter()
+        .map(|code| Region::parse(code).expect("a region"))
+        .collect()
 }
 
 /// Two concurrent deletes of an app's last two secrets: exactly one succeeds, every round.

@@ -40,7 +40,7 @@ fn endpoints() -> Option<(String, String)> {
 fn unique_phone() -> String {
     loop {
         let n = random_u64(&OsRandom) % 8_000_000 + 2_000_000;
-        if let Some(phone) = PhoneNumber::parse(&format!("+1202{n:07}")) {
+        if let Ok(phone) = PhoneNumber::parse(&format!("+1202{n:07}")) {
             return phone.as_str().to_owned();
         }
     }

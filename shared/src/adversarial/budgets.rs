@@ -117,7 +117,7 @@ pub async fn app_and_region_budgets_count_only_delivered_sends(target: Target) {
     };
     set_budgets(&w, budgets("app", 2, Value::Null)).await;
     assert_eq!(sms(&w, "+12025550101").await.status, StatusCode::OK);
-    assert_eq!(sms(&w, "+442079460958").await.status, StatusCode::OK);
+    assert_eq!(sms(&w, "+447400123456").await.status, StatusCode::OK);
     assert_login_error(&sms(&w, "+12025550102").await, 429, "too_many_requests");
     // A test identifier is never delivered: it uses no budget, and no budget stops it.
     let valid_until = w.clock.now().plus_seconds(3_600);
@@ -141,7 +141,7 @@ pub async fn app_and_region_budgets_count_only_delivered_sends(target: Target) {
     );
     assert_login_error(&sms(&w, "+12025550102").await, 429, "too_many_requests");
     assert_eq!(
-        sms(&w, "+442079460958").await.status,
+        sms(&w, "+447400123456").await.status,
         StatusCode::OK,
         "another region"
     );
@@ -174,7 +174,7 @@ pub async fn a_region_with_few_verified_codes_is_paused_until_reset(target: Targ
     );
     assert!(w.codes_to("+12025550105").is_empty());
     assert_eq!(
-        sms(&w, "+442079460958").await.status,
+        sms(&w, "+447400123456").await.status,
         StatusCode::OK,
         "another region is not paused"
     );

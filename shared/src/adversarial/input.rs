@@ -551,6 +551,99 @@ pub async fn malformed_json_in_an_unknown_field_is_still_400(target: Target) {
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+/// A key repeated in an object, at the top of a body or anywhere inside it, is refused (400
+/// naming the key) on every route with a body, before anything is done: serde would keep the
+/// last of the repeats, and a proxy or logger in front of the service may keep the first.
+/// Parsing is the same code on every store, but this is cheap, so every backend runs all of it.
+pub async fn duplicate_keys_are_refused_at_any_depth_on_every_route(target: Target) {
+    let Some(f) = fixture(&target).await else {
+        return;
+    };
+    let sent_before = f.w.outbox.messages().len();
+    async fn countries(f: &Fixture) -> Value {
+        let r =
+            f.w.manage(RouteId::GetSmsCountries, &[("app_id", &f.victim_app)], None)
+                .await;
+        r.body["sms_countries"].clone()
+    }
+    let countries_before = countries(&f).await;
+    let mut checked = 0;
+    for route in ROUTES {
+        let Some(base) = f.base_body(route) else {
+            continue;
+        };
+        let params = f.params(route);
+        let auth = f.auth(route);
+        let fields = |base: &Map<String, Value>| -> Vec<String> {
+            base.iter()
+                .map(|(k, v)| format!("{}:{v}", serde_json::to_string(k).unwrap()))
+                .collect()
+        };
+        let mut bodies: Vec<(String, String)> = Vec::new();
+        // Each field twice, with its own value and with another.
+        for (key, value) in &base {
+            let mut parts = fields(&base);
+            parts.push(format!("{}:{value}", serde_json::to_string(key).unwrap()));
+            bodies.push((format!("{{{}}}", parts.join(",")), key.clone()));
+            let mut parts = fields(&base);
+            parts.insert(0, format!("{}:null", serde_json::to_string(key).unwrap()));
+            bodies.push((format!("{{{}}}", parts.join(",")), key.clone()));
+        }
+        // Inside: an object in the body's own field, an object in an array of an unknown one.
+        let nested = match route.dialect {
+            Dialect::Login => {
+                r#""attributes":{"ip_address":"203.0.113.1","ip_address":"203.0.113.2"}"#
+            }
+            _ => r#""extra":{"a":1,"a":1}"#,
+        };
+        let mut parts = fields(&base);
+        parts.retain(|p| !p.starts_with("\"attributes\":"));
+        parts.push(nested.to_owned());
+        let key = if route.dialect == Dialect::Login {
+            "ip_address"
+        } else {
+            "a"
+        };
+        bodies.push((format!("{{{}}}", parts.join(",")), key.to_owned()));
+        let mut parts = fields(&base);
+        parts.push(r#""extra":[1,{"b":{"c":[{"deep":1,"deep":2}]}}]"#.to_owned());
+        bodies.push((format!("{{{}}}", parts.join(",")), "deep".to_owned()));
+
+        for (body, key) in bodies {
+            let reply = f
+                .send(
+                    route,
+                    &params,
+                    json_headers(&auth),
+                    body.clone().into_bytes(),
+                )
+                .await;
+            expect_error(route, &reply, 400, "bad_request", "invalid_request");
+            let message = reply.body["error_message"]
+                .as_str()
+                .or(reply.body["message"].as_str())
+                .unwrap_or_default();
+            assert!(
+                message.contains(&format!("duplicate key {key:?}")),
+                "{:?} {body}: {message}",
+                route.id
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 60, "{checked}");
+    assert_eq!(
+        f.w.outbox.messages().len(),
+        sent_before,
+        "nothing was delivered for a refused body"
+    );
+    assert_eq!(
+        countries(&f).await,
+        countries_before,
+        "the SMS countries are as they were"
+    );
+}
+
 /// Raw JSON texts for any field: wrong types, extreme numbers, odd strings and structures. The
 /// ones marked `store` are the sample's: what a validated free-form value can carry into a
 /// record.

@@ -31,7 +31,11 @@
 //!   throttling, transaction conflicts): each a clear answer that leaves the state of a clean
 //!   success or a clean failure; and two sends to one number whose deliveries overlap and fail.
 //! - `input`: the hostile-input corpus (thousands of requests, proptest included), all of it or
-//!   the sample a backend asks for ([`Corpus`]).
+//!   the sample a backend asks for ([`Corpus`]); a key repeated anywhere in a body.
+//! - `evasion`: values of another kind or spelling that try to get past a rule: numbers that
+//!   cannot receive SMS, a region behind a shared calling code (and calling codes stored before
+//!   regions), spellings of one email address and `+tags` of one mailbox, spellings of one IPv4
+//!   address and the addresses of one IPv6 /64, control and bidirectional-override characters.
 //! - `secrets`: no plaintext code, secret, token, management key or code key in the store (the
 //!   backend's [`Backend::dump`]) or in the logs.
 //!
@@ -43,12 +47,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::ids::AppId;
 use crate::memory::MemoryStore;
 use crate::ports::{AppStore, ConfigStore, LoginStore};
 
 pub mod accounts;
 pub mod budgets;
 pub mod concurrency;
+pub mod evasion;
 pub mod faults;
 pub mod input;
 pub mod replay;
@@ -135,6 +141,19 @@ pub trait Backend: Send + Sync + 'static {
     fn below<'a>(&self, _fresh: &'a Self::Fresh) -> Option<&'a dyn BelowStore> {
         None
     }
+
+    /// Writes an app's SMS countries as earlier versions stored them, as country calling codes
+    /// (the store's own record of them, behind the ports), so that the suite can show they read
+    /// back as regions. `false` when the backend cannot (the behaviour then passes after a
+    /// notice).
+    async fn put_sms_calling_codes_as_before(
+        &self,
+        _fresh: &Self::Fresh,
+        _app_id: &AppId,
+        _calling_codes: &[String],
+    ) -> bool {
+        false
+    }
 }
 
 /// The whole suite in memory.
@@ -162,6 +181,16 @@ impl Backend for InMemoryBackend {
     fn corpus(&self) -> Corpus {
         Corpus::Full
     }
+
+    async fn put_sms_calling_codes_as_before(
+        &self,
+        fresh: &Self::Fresh,
+        app_id: &AppId,
+        calling_codes: &[String],
+    ) -> bool {
+        fresh.put_sms_calling_codes_as_before(app_id, calling_codes.to_vec());
+        true
+    }
 }
 
 /// A backend as the suite's functions take it (its store type erased).
@@ -187,6 +216,11 @@ impl Target {
 pub(crate) trait Held: Send + Sync {
     async fn dump(&self) -> String;
     fn below(&self) -> Option<&dyn BelowStore>;
+    async fn put_sms_calling_codes_as_before(
+        &self,
+        app_id: &AppId,
+        calling_codes: &[String],
+    ) -> bool;
 }
 
 struct Fresh<B: Backend> {
@@ -202,6 +236,16 @@ impl<B: Backend> Held for Fresh<B> {
 
     fn below(&self) -> Option<&dyn BelowStore> {
         self.backend.below(&self.fresh)
+    }
+
+    async fn put_sms_calling_codes_as_before(
+        &self,
+        app_id: &AppId,
+        calling_codes: &[String],
+    ) -> bool {
+        self.backend
+            .put_sms_calling_codes_as_before(&self.fresh, app_id, calling_codes)
+            .await
     }
 }
 
@@ -297,6 +341,14 @@ macro_rules! adversarial_tests {
             input::prop_random_bodies_never_answer_5xx,
             input::prop_random_ids_in_paths_and_queries_are_not_found,
             input::prop_random_authorization_headers_never_open_a_route,
+            input::duplicate_keys_are_refused_at_any_depth_on_every_route,
+
+            evasion::numbers_that_cannot_receive_sms_are_refused_with_a_clear_400,
+            evasion::sms_countries_are_regions_and_calling_codes_mean_what_they_meant,
+            evasion::calling_codes_stored_before_regions_read_as_their_regions,
+            evasion::email_spellings_are_one_user_and_tags_share_their_mailbox_window,
+            evasion::ipv4_mapped_spellings_share_the_ipv4_window_and_ipv6_counts_by_its_64,
+            evasion::control_and_bidi_characters_are_refused_in_names_subjects_and_bodies,
 
             secrets::the_store_holds_no_secret_code_token_or_key,
             secrets::the_logs_hold_no_secret_code_token_or_personal_data,

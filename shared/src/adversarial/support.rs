@@ -18,7 +18,7 @@ use super::{BelowStore, Corpus, Held, Ports, Target};
 use crate::api::{ApiRequest, Dialect, RouteId, handle};
 use crate::clock::{Clock, FakeClock, SystemClock, Timestamp};
 use crate::crypto::{CodeHasher, Hash32, KeyEncryptionKey, ManagementKeyHash};
-use crate::identifiers::Identifier;
+use crate::identifiers::{Identifier, Region};
 use crate::ids::{AppId, ConfigId, Home, MethodId, SecretId, TemplateId, TestIdentifierId, UserId};
 use crate::memory::Outbox;
 use crate::model::{
@@ -356,16 +356,16 @@ impl ConfigStore for Faulty {
         let call = self.ports.configs.delete_test_identifier(app_id, id);
         self.plan.run("configs.delete_test_identifier", call).await
     }
-    async fn get_sms_countries(&self, app_id: &AppId) -> Result<Option<Vec<String>>, StoreError> {
+    async fn get_sms_countries(&self, app_id: &AppId) -> Result<Option<Vec<Region>>, StoreError> {
         let call = self.ports.configs.get_sms_countries(app_id);
         self.plan.run("configs.get_sms_countries", call).await
     }
     async fn put_sms_countries(
         &self,
         app_id: &AppId,
-        calling_codes: Option<Vec<String>>,
+        regions: Option<Vec<Region>>,
     ) -> Result<(), StoreError> {
-        let call = self.ports.configs.put_sms_countries(app_id, calling_codes);
+        let call = self.ports.configs.put_sms_countries(app_id, regions);
         self.plan.run("configs.put_sms_countries", call).await
     }
     async fn get_sms_budgets(
@@ -816,6 +816,15 @@ impl World {
     /// Faults below the store, if the backend has them.
     pub fn below(&self) -> Option<&dyn BelowStore> {
         self.held.below()
+    }
+
+    /// Stores this app's SMS countries as earlier versions did (calling codes), behind the
+    /// ports; `false` when the backend cannot.
+    pub async fn put_sms_calling_codes_as_before(&self, calling_codes: &[&str]) -> bool {
+        let codes: Vec<String> = calling_codes.iter().map(|c| c.to_string()).collect();
+        self.held
+            .put_sms_calling_codes_as_before(&self.app(), &codes)
+            .await
     }
 
     /// A Login API call with this app's credentials.

@@ -15,7 +15,7 @@ pub fn login_error(error: &Error) -> (StatusCode, &'static str) {
         Conflict(_) => (409, "conflict"),
         PayloadTooLarge => (413, "payload_too_large"),
         UnsupportedMediaType => (415, "unsupported_media_type"),
-        InvalidPhoneNumber => (400, "invalid_phone_number"),
+        InvalidPhoneNumber | PhoneNumberCannotReceiveSms(_) => (400, "invalid_phone_number"),
         InvalidPhoneNumberCountryCode => (400, "invalid_phone_number_country_code"),
         InvalidEmail => (400, "invalid_email"),
         InvalidExpirationMinutes => (400, "invalid_expiration_minutes"),
@@ -79,6 +79,7 @@ pub fn management_error(error: &Error) -> (StatusCode, &'static str) {
         | InvalidSessionJwt => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         BadRequest(_)
         | InvalidPhoneNumber
+        | PhoneNumberCannotReceiveSms(_)
         | InvalidPhoneNumberCountryCode
         | InvalidEmail
         | InvalidExpirationMinutes

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use super::views::user_view;
 use super::{ApiRequest, Caller, Reply, RouteId, parse_json};
 use crate::error::Error;
-use crate::identifiers::{EmailAddress, Identifier, PhoneNumber};
+use crate::identifiers::{EmailAddress, Identifier, IpAddress, PhoneNumber};
 use crate::ids::AppId;
 use crate::model::SessionAttributes;
 use crate::service::otp::{self, AuthenticateRequest, SendMode, SendRequest, SendTarget};
@@ -25,14 +25,14 @@ struct Attributes {
 const MAX_USER_AGENT_CHARS: usize = 1024;
 
 /// Checks the end user's attributes: an IP address must be one (it keys a rate limit), and a
-/// user agent is kept to a sane length. Absent values are empty strings.
+/// user agent is kept to a sane length. Absent values are empty strings. The IP address is
+/// recorded in its one canonical spelling (an IPv4-mapped IPv6 address as its IPv4 address).
 fn session_attributes(attributes: Option<Attributes>) -> Result<SessionAttributes, Error> {
     let a = attributes.unwrap_or_default();
     let ip_address = match a.ip_address.as_deref().map(str::trim) {
         None | Some("") => String::new(),
-        Some(text) => text
-            .parse::<std::net::IpAddr>()
-            .map_err(|_| {
+        Some(text) => IpAddress::parse(text)
+            .ok_or_else(|| {
                 Error::BadRequest("attributes.ip_address must be an IPv4 or IPv6 address".into())
             })?
             .to_string(),
@@ -112,7 +112,7 @@ async fn send(
     let attributes = session_attributes(body.attributes)?;
     let identifier = if sms {
         let raw = required(body.phone_number, "phone_number")?;
-        Identifier::Phone(PhoneNumber::parse(&raw).ok_or(Error::InvalidPhoneNumber)?)
+        Identifier::Phone(PhoneNumber::parse(&raw)?)
     } else {
         let raw = required(body.email, "email")?;
         Identifier::Email(EmailAddress::parse(&raw).ok_or(Error::InvalidEmail)?)

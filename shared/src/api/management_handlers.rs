@@ -10,6 +10,8 @@ use super::views::{
 };
 use super::{ApiRequest, Reply, RouteId, parse_json};
 use crate::error::Error;
+use crate::identifiers::Region;
+use crate::service::management::SmsCountriesInput;
 use crate::service::{Deps, management, signing};
 
 #[derive(Deserialize)]
@@ -17,9 +19,47 @@ struct CreateAppBody {
     name: String,
 }
 
+/// `regions` or, the older shape, `calling_codes`: one of the two must be there (`null` and
+/// `[]` mean every region), so that a misspelt field is not taken for "every region".
 #[derive(Deserialize)]
 struct SmsCountriesBody {
-    calling_codes: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    regions: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    calling_codes: Option<Option<Vec<String>>>,
+}
+
+/// A field that is there, even as `null`, is `Some`; an absent one is `None` (`default`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+impl SmsCountriesBody {
+    fn input(self) -> Result<SmsCountriesInput, Error> {
+        match (self.regions, self.calling_codes) {
+            (Some(regions), None) => Ok(SmsCountriesInput::Regions(regions)),
+            (None, Some(codes)) => Ok(SmsCountriesInput::CallingCodes(codes)),
+            (Some(_), Some(_)) => Err(Error::BadRequest(
+                "give regions or calling_codes, not both".into(),
+            )),
+            (None, None) => Err(Error::BadRequest(
+                "the body must have regions (ISO 3166-1 alpha-2 codes such as [\"US\", \"CA\"]) \
+                 or calling_codes; null or [] for every region"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// The regions, and their calling codes for readers of the older shape (`null` for both: every
+/// region).
+fn sms_countries_view(regions: Option<Vec<Region>>) -> Value {
+    let calling_codes = regions.as_deref().map(Region::calling_codes);
+    json!({"sms_countries": {"regions": regions, "calling_codes": calling_codes}})
 }
 
 fn ok(body: Value) -> Result<Reply, Error> {
@@ -116,12 +156,12 @@ pub(super) async fn handle(
         }
         RouteId::PutSmsCountries => {
             let body: SmsCountriesBody = parse_json(request)?;
-            let codes = management::put_sms_countries(deps, app_id, body.calling_codes).await?;
-            ok(json!({"sms_countries": {"calling_codes": codes}}))
+            let regions = management::put_sms_countries(deps, app_id, body.input()?).await?;
+            ok(sms_countries_view(regions))
         }
         RouteId::GetSmsCountries => {
-            let codes = management::get_sms_countries(deps, app_id).await?;
-            ok(json!({"sms_countries": {"calling_codes": codes}}))
+            let regions = management::get_sms_countries(deps, app_id).await?;
+            ok(sms_countries_view(regions))
         }
         RouteId::PutSmsBudgets => {
             let budgets = parse_json(request)?;

@@ -17,6 +17,7 @@ use crate::ports::AppData;
 use crate::service::{Deps, management};
 
 pub mod errors;
+mod json;
 mod login;
 mod management_handlers;
 pub mod routes;
@@ -95,8 +96,8 @@ pub(crate) fn parse_json<T: DeserializeOwned>(request: &ApiRequest) -> Result<T,
         Error::BadRequest(format!("invalid request body: {message}"))
     };
     // The whole document is parsed first, so that malformed JSON in a field the endpoint
-    // ignores is refused too.
-    let document: Value = serde_json::from_slice(body).map_err(bad)?;
+    // ignores is refused too, and so is a key repeated anywhere in it.
+    let document: Value = json::parse_document(body).map_err(bad)?;
     serde_json::from_value(document).map_err(bad)
 }
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::clock::Timestamp;
 use crate::crypto::{constant_time_eq, new_app_secret, sha256};
 use crate::error::Error;
-use crate::identifiers::{EmailAddress, Identifier};
+use crate::identifiers::{EmailAddress, Identifier, PhoneNumber, PhoneNumberError, Region};
 use crate::ids::RequestId;
 use crate::ids::{AppId, ConfigId, SecretId, TemplateId, TestIdentifierId};
 use crate::model::SmsBudgets;
@@ -18,6 +18,7 @@ use crate::service::commit::Snapshot;
 use crate::service::decide::budget;
 use crate::service::{Deps, signing};
 use crate::templates::{MAX_SMS_CHARS, Placeholders, substitute};
+use crate::text::{check_multi_line, check_single_line};
 
 const MAX_TEST_IDENTIFIER_DAYS: i64 = 90;
 /// `last_used_at` is written at most this often per secret, to keep auth to one read.
@@ -33,6 +34,7 @@ pub async fn create_app(deps: &Deps, name: &str) -> Result<(App, String, SecretI
     if !(1..=100).contains(&length) {
         return Err(Error::BadRequest("name must be 1 to 100 characters".into()));
     }
+    check_single_line("name", name)?;
     let now = deps.clock.now();
     let app = App {
         id: AppId::generate(deps.random.as_ref()),
@@ -419,6 +421,13 @@ fn validated_template(
     if input.text.chars().count() > 10_000 {
         return bad("text must be at most 10000 characters");
     }
+    check_multi_line("text", &input.text)?;
+    if let Some(subject) = &input.subject {
+        check_single_line("subject", subject)?;
+    }
+    if let Some(html) = &input.html {
+        check_multi_line("html", html)?;
+    }
     match input.channel_type {
         Channel::Sms => {
             if input.subject.is_some() || input.html.is_some() {
@@ -551,9 +560,24 @@ pub async fn create_test_identifier(
     input: TestIdentifierInput,
 ) -> Result<TestIdentifier, Error> {
     let app = get_app(deps, app_id).await?;
-    let identifier = Identifier::parse(&input.identifier).ok_or_else(|| {
+    // A test identifier is one the login API would accept: a number that cannot receive SMS is
+    // refused there, so it could never be used.
+    let invalid = || {
         Error::BadRequest("identifier must be a valid E.164 phone number or email address".into())
-    })?;
+    };
+    let identifier = if input.identifier.trim_start().starts_with('+') {
+        match PhoneNumber::parse(&input.identifier) {
+            Ok(number) => Identifier::Phone(number),
+            Err(PhoneNumberError::Invalid) => return Err(invalid()),
+            Err(refused @ PhoneNumberError::CannotReceiveSms(_)) => {
+                return Err(Error::BadRequest(format!(
+                    "identifier: {refused}; the login API refuses such numbers"
+                )));
+            }
+        }
+    } else {
+        Identifier::Email(EmailAddress::parse(&input.identifier).ok_or_else(invalid)?)
+    };
     if !(6..=8).contains(&input.code.len()) || !input.code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Error::BadRequest("code must be 6 to 8 digits".into()));
     }
@@ -604,45 +628,82 @@ pub async fn delete_test_identifier(deps: &Deps, app_id: &str, id: &str) -> Resu
     Ok(())
 }
 
-pub async fn get_sms_countries(deps: &Deps, app_id: &str) -> Result<Option<Vec<String>>, Error> {
+/// An app's SMS countries as the management API takes them: ISO regions, or (the older shape)
+/// country calling codes, each standing for every region that has it, so that a list of calling
+/// codes means what it meant before. `None` or an empty list: every region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsCountriesInput {
+    Regions(Option<Vec<String>>),
+    CallingCodes(Option<Vec<String>>),
+}
+
+/// How much of a caller's value an error message repeats.
+fn shown(value: &str) -> String {
+    let short: String = value.chars().take(16).collect();
+    format!("{short:?}")
+}
+
+/// The regions the app sends SMS to; `None`: every region the deployment allows.
+pub async fn get_sms_countries(deps: &Deps, app_id: &str) -> Result<Option<Vec<Region>>, Error> {
     let app = get_app(deps, app_id).await?;
     Ok(deps.configs.get_sms_countries(&app.id).await?)
 }
 
-/// `None` or an empty list both mean every country the deployment allows.
+/// Replaces the app's SMS countries; returns them as stored (regions, sorted, each once).
 pub async fn put_sms_countries(
     deps: &Deps,
     app_id: &str,
-    calling_codes: Option<Vec<String>>,
-) -> Result<Option<Vec<String>>, Error> {
+    input: SmsCountriesInput,
+) -> Result<Option<Vec<Region>>, Error> {
     let app = get_app(deps, app_id).await?;
-    let normalized = match calling_codes {
-        None => None,
-        Some(codes) if codes.is_empty() => None,
-        Some(codes) => {
-            let mut out = Vec::with_capacity(codes.len());
-            for code in codes {
-                let digits = code.trim().trim_start_matches('+');
-                let valid = (1..=3).contains(&digits.len())
-                    && digits.bytes().all(|b| b.is_ascii_digit())
-                    && !digits.starts_with('0');
-                if !valid {
-                    return Err(Error::BadRequest(format!(
-                        "calling_codes must be country calling codes such as \"1\" or \"44\"; got {code:?}"
-                    )));
-                }
-                out.push(digits.to_owned());
+    let regions = match input {
+        SmsCountriesInput::Regions(None) | SmsCountriesInput::CallingCodes(None) => None,
+        SmsCountriesInput::Regions(Some(list)) | SmsCountriesInput::CallingCodes(Some(list))
+            if list.is_empty() =>
+        {
+            None
+        }
+        SmsCountriesInput::Regions(Some(list)) => {
+            let mut regions = Vec::with_capacity(list.len());
+            for text in &list {
+                regions.push(Region::parse(text).ok_or_else(|| {
+                    Error::BadRequest(format!(
+                        "regions must be ISO 3166-1 alpha-2 codes of regions that have phone \
+                         numbers, such as \"US\" or \"GB\"; got {}",
+                        shown(text)
+                    ))
+                })?);
             }
-            out.sort();
-            out.dedup();
-            Some(out)
+            regions.sort();
+            regions.dedup();
+            Some(regions)
+        }
+        SmsCountriesInput::CallingCodes(Some(list)) => {
+            for code in &list {
+                match Region::of_calling_code(code) {
+                    Some(regions) if !regions.is_empty() => {}
+                    Some(_) => {
+                        return Err(Error::BadRequest(format!(
+                            "calling_codes: {} is the calling code of no country or region",
+                            shown(code)
+                        )));
+                    }
+                    None => {
+                        return Err(Error::BadRequest(format!(
+                            "calling_codes must be country calling codes such as \"1\" or \"44\"; got {}",
+                            shown(code)
+                        )));
+                    }
+                }
+            }
+            Some(Region::of_calling_codes(&list))
         }
     };
     deps.configs
-        .put_sms_countries(&app.id, normalized.clone())
+        .put_sms_countries(&app.id, regions.clone())
         .await?;
     deps.app_cache.invalidate(&app.id);
-    Ok(normalized)
+    Ok(regions)
 }
 
 /// The app's SMS budgets as they apply: its own, or the deployment's defaults.

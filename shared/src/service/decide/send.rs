@@ -147,7 +147,9 @@ fn duplicate(identifier: &Identifier) -> Error {
 }
 
 /// The send-rate counters of a send: the identifier's (cooldown and window) and, when the
-/// request names the end user's IP address, that address's window.
+/// request names the end user's IP address, that address's window. An email address is counted
+/// on its mailbox (without its `+tag`), so that tags of one mailbox share its limits; an IP
+/// address on itself if IPv4 (IPv4-mapped IPv6 included), else on its /64.
 pub fn counter_rules(
     app_id: &AppId,
     identifier: &Identifier,
@@ -155,8 +157,12 @@ pub fn counter_rules(
     limits: &Limits,
 ) -> Vec<CounterRule> {
     let send = &limits.send;
+    let counted = match identifier {
+        Identifier::Email(email) => email.mailbox().as_str().to_owned(),
+        Identifier::Phone(number) => number.as_str().to_owned(),
+    };
     let mut rules = vec![CounterRule {
-        key: format!("send#{app_id}#{}", identifier.as_str()),
+        key: format!("send#{app_id}#{counted}"),
         limits: vec![
             Limit {
                 max: 1,
@@ -169,6 +175,8 @@ pub fn counter_rules(
         ],
     }];
     if let Some(ip) = ip_address.map(str::trim).filter(|ip| !ip.is_empty()) {
+        let ip = crate::identifiers::IpAddress::parse(ip)
+            .map_or_else(|| ip.to_owned(), |ip| ip.window_key());
         rules.push(CounterRule {
             key: format!("ip#{app_id}#{ip}"),
             limits: vec![Limit {
@@ -499,7 +507,9 @@ fn decide(
     }
     if let Identifier::Phone(number) = identifier
         && let Some(allowed) = &app.sms_countries
-        && !allowed.contains(&number.calling_code())
+        && !number
+            .region()
+            .is_some_and(|region| allowed.contains(&region))
     {
         return Err(Error::InvalidPhoneNumberCountryCode);
     }

@@ -1,7 +1,7 @@
 //! Every rule of a send, decided on hand-made records: no store, no clock, no I/O.
 
 use super::*;
-use crate::identifiers::{EmailAddress, PhoneNumber};
+use crate::identifiers::{EmailAddress, PhoneNumber, Region};
 use crate::ids::{SecretId, TestIdentifierId};
 use crate::model::{App, Lock};
 use crate::ports::Record;
@@ -290,7 +290,7 @@ fn refusals_write_nothing() {
         ),
         (
             "a country outside the app's list",
-            Box::new(|_, w| w.app.sms_countries = Some(vec!["44".into()])),
+            Box::new(|_, w| w.app.sms_countries = Some(vec![region("GB"), region("CA")])),
             nothing(),
             Error::InvalidPhoneNumberCountryCode,
         ),
@@ -570,7 +570,7 @@ fn sms_budgets_and_the_verification_floor() {
 #[test]
 fn an_allowed_country_and_a_named_config_are_used() {
     let mut world = World::new();
-    world.app.sms_countries = Some(vec!["1".into()]);
+    world.app.sms_countries = Some(vec![region("US")]);
     let mut second = world.app.configs[0].clone();
     second.id = ConfigId::generate(&world.random, NOW);
     second.is_default = false;
@@ -602,6 +602,95 @@ fn an_allowed_country_and_a_named_config_are_used() {
         NOW.plus_minutes(1),
         "the request's expiration_minutes overrides the config's"
     );
+}
+
+fn region(code: &str) -> Region {
+    Region::parse(code).unwrap()
+}
+
+#[test]
+fn the_sms_countries_are_regions_not_calling_codes() {
+    let jamaica = Identifier::Phone(PhoneNumber::parse("+18762101234").unwrap());
+    let canada = Identifier::Phone(PhoneNumber::parse("+15062345678").unwrap());
+    let isle_of_man = Identifier::Phone(PhoneNumber::parse("+447624123456").unwrap());
+    let britain = Identifier::Phone(PhoneNumber::parse("+447400123456").unwrap());
+    for (allowed, identifier, admitted) in [
+        (vec!["US"], phone(), true),
+        (vec!["US"], jamaica.clone(), false),
+        (vec!["US"], canada.clone(), false),
+        (vec!["US", "CA"], canada, true),
+        (vec!["JM"], jamaica.clone(), true),
+        (vec!["JM"], phone(), false),
+        (vec!["GB"], britain.clone(), true),
+        (vec!["GB"], isle_of_man.clone(), false),
+        (vec!["IM"], isle_of_man, true),
+        (vec![], britain, false),
+        // Email is not checked against the SMS countries.
+        (vec!["US"], email(), true),
+    ] {
+        let mut world = World::new();
+        world.app.sms_countries = Some(allowed.iter().map(|r| region(r)).collect());
+        let request = login_or_create(identifier.clone());
+        let decision = world.decide(&request, None, &world.empty(&request, None));
+        if admitted {
+            committed(decision);
+        } else {
+            let error = refused(decision);
+            assert!(
+                matches!(error, Error::InvalidPhoneNumberCountryCode),
+                "{allowed:?} {identifier:?}: {error:?}"
+            );
+        }
+    }
+    // What a list of calling codes admitted, its regions admit.
+    let mut world = World::new();
+    world.app.sms_countries = Some(Region::of_calling_codes(&["1"]));
+    let request = login_or_create(jamaica);
+    committed(world.decide(&request, None, &world.empty(&request, None)));
+}
+
+#[test]
+fn an_email_counts_on_its_mailbox_and_an_ip_on_its_address_or_its_64() {
+    let app_id = AppId::generate(&SeededRandom::new(7));
+    let limits = Limits::default();
+    let email = |text: &str| Identifier::Email(EmailAddress::parse(text).unwrap());
+    for (identifier, ip, keys) in [
+        (phone(), None, vec![format!("send#{app_id}#{PHONE}")]),
+        (
+            email("ann@example.com"),
+            None,
+            vec![format!("send#{app_id}#ann@example.com")],
+        ),
+        (
+            email("Ann+News@Example.com"),
+            Some(" 203.0.113.9 "),
+            vec![
+                format!("send#{app_id}#ann@example.com"),
+                format!("ip#{app_id}#203.0.113.9"),
+            ],
+        ),
+        (
+            email("\"ann+x\"@example.com"),
+            Some("::ffff:203.0.113.9"),
+            vec![
+                format!("send#{app_id}#ann@example.com"),
+                format!("ip#{app_id}#203.0.113.9"),
+            ],
+        ),
+        (
+            phone(),
+            Some("2001:db8:1:2:aaaa:bbbb:cccc:dddd"),
+            vec![
+                format!("send#{app_id}#{PHONE}"),
+                format!("ip#{app_id}#2001:db8:1:2::/64"),
+            ],
+        ),
+        (phone(), Some(""), vec![format!("send#{app_id}#{PHONE}")]),
+    ] {
+        let rules = counter_rules(&app_id, &identifier, ip, &limits);
+        let got: Vec<String> = rules.into_iter().map(|r| r.key).collect();
+        assert_eq!(got, keys, "{identifier:?} {ip:?}");
+    }
 }
 
 #[test]
