@@ -555,11 +555,14 @@ def test_jwt_of_another_app_is_invalid(server: LocalServer, client: stytch.Clien
     auth = other_client.otps.authenticate(
         method_id=sent.phone_id, code=newest_code(server, phone), session_duration_minutes=5
     )
-    # The audience is the other app: neither the server nor the local check accepts it here.
+    # Signed by the other app's own key for the other audience: neither the server nor the
+    # local check accepts it here. This app's JWKS does not even hold the key, so the SDK's
+    # local check refuses it before it reads a claim.
     with pytest.raises(StytchError) as excinfo:
         client.sessions.authenticate(session_jwt=auth.session_jwt)
     assert_stytch_error(excinfo, 401, "invalid_session_jwt")
-    assert client.sessions.authenticate_jwt_local(session_jwt=auth.session_jwt) is None
+    with pytest.raises(pyjwt.exceptions.PyJWKClientError):
+        client.sessions.authenticate_jwt_local(session_jwt=auth.session_jwt)
     # And its token is unknown here.
     with pytest.raises(StytchError) as excinfo:
         client.sessions.authenticate(session_token=auth.session_token)
