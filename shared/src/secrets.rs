@@ -99,7 +99,7 @@ impl RouteId {
             // are in the table.
             SessionsJwks => &[LegacySigningKey],
             // JWTs are checked against public keys only.
-            SessionsRevoke | SessionsList | UsersGet | UsersDelete => &[],
+            SessionsRevoke | SessionsList | UsersGet | UsersDelete | ErrorsReference => &[],
             // Public tokens and session tokens are looked up, never signed or hashed with a key.
             SdkBootstrap | SdkSessionsRevoke | SdkEvents | SdkPreflight => &[],
         }

@@ -342,6 +342,11 @@ async fn the_sdk_logs_in_by_phone_and_out_again() {
         .await;
     refused.error(404, "otp_code_not_found");
     assert_eq!(refused.body["attempts_remaining"], json!(4));
+    // Where the SDK's error object keeps it.
+    assert_eq!(
+        refused.body["error_details"],
+        json!({"attempts_remaining": 4})
+    );
     assert_cors(&refused, ORIGIN);
 
     // The SDK's production build may leave the duration out: a short session, not none.
@@ -801,6 +806,10 @@ async fn the_apps_hourly_limit_on_frontend_sends_holds_across_identifiers() {
     let refused = send("+12025550113").await;
     refused.error(429, "too_many_requests");
     assert_eq!(refused.header("retry-after"), Some("3000"));
+    assert_eq!(
+        refused.body["error_details"],
+        json!({"retry_after_seconds": 3000})
+    );
     assert_cors(&refused, ORIGIN);
     assert!(
         w.mem.outbox.last_to("+12025550113").is_none(),

@@ -1238,6 +1238,7 @@ async fn drive_login(w: &mut World, pass: Pass, phone: &str) {
     let app_id = w.app_id();
     w.measure(p, (SessionsJwks, ""), &[("app_id", &app_id)], none, None)
         .await;
+    w.measure(p, (ErrorsReference, ""), none, none, None).await;
     w.measure(p, (UsersGet, ""), &[("user_id", &user_id)], none, None)
         .await;
     w.measure(

@@ -81,6 +81,38 @@ fn load(function: &str, replacements: &[(String, String)], basic: Option<&str>) 
     api
 }
 
+/// The errors reference that every `error_url` points into: one HTML page with an anchor per
+/// error type, below the API's own domain.
+#[tokio::test]
+async fn error_urls_point_into_the_errors_reference_page() {
+    let mem = in_memory();
+    let (status, body) = call(&mem.deps, "users-get", load("users-get", &[], None)).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        body["error_url"],
+        json!(
+            "https://k7x2m9q4rt.execute-api.us-east-1.amazonaws.com/docs/errors#unauthorized_credentials"
+        )
+    );
+    let response = lambda_response(
+        handle(
+            &mem.deps,
+            RouteId::ErrorsReference,
+            load("errors-reference", &[], None),
+        )
+        .await,
+    );
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response.headers().get("content-type").unwrap(),
+        "text/html; charset=utf-8"
+    );
+    let Body::Text(page) = response.body() else {
+        panic!("an HTML page");
+    };
+    assert!(page.contains("id=\"unauthorized_credentials\""));
+}
+
 async fn call(deps: &Deps, function: &str, request: ApiRequest) -> (u16, Value) {
     let route = route_of(function);
     let response = lambda_response(handle(deps, route.id, request).await);
@@ -154,15 +186,15 @@ async fn recorded_events_with_unknown_ids_are_refused_cleanly() {
             | RouteId::GetFrontendSettings
             | RouteId::PutFrontendSettings => 404,
             RouteId::SessionsJwks => 404,
-            // Events and preflights name no app.
-            RouteId::SdkEvents => 200,
+            // Events and preflights name no app; the errors reference is for everyone.
+            RouteId::SdkEvents | RouteId::ErrorsReference => 200,
             RouteId::SdkPreflight => 204,
             // Basic credentials of an app this deployment does not have, or a public token
             // no app has.
             _ => 401,
         };
         assert_eq!(status, expected, "{}: {body}", route.function);
-        if route.id == RouteId::SdkPreflight {
+        if matches!(route.id, RouteId::SdkPreflight | RouteId::ErrorsReference) {
             continue;
         }
         let request_id = match route.id {

@@ -119,14 +119,20 @@ pub fn retry_after_seconds(error: &Error) -> Option<u64> {
     }
 }
 
-pub fn login_error_body(error: &Error, request_id: &str) -> (StatusCode, Value) {
+/// The Stytch error body; `error_url` points into this deployment's errors reference
+/// (`docs::ERRORS_PATH` below `public_base_url`).
+pub fn login_error_body(
+    error: &Error,
+    request_id: &str,
+    public_base_url: &str,
+) -> (StatusCode, Value) {
     let (status, error_type) = login_error(error);
     let mut body = json!({
         "status_code": status.as_u16(),
         "request_id": request_id,
         "error_type": error_type,
         "error_message": public_message(error),
-        "error_url": format!("https://stytch.com/docs/api/errors/{}#{error_type}", status.as_u16()),
+        "error_url": super::docs::error_url(public_base_url, error_type),
     });
     if let Error::OtpCodeNotFound {
         attempts_remaining: Some(remaining),

@@ -386,7 +386,11 @@ pub(super) async fn handle(
         None
     };
     if let Some(error) = refused {
-        let (status, body) = super::errors::login_error_body(&error, request_id.as_str());
+        let (status, body) = super::errors::login_error_body(
+            &error,
+            request_id.as_str(),
+            &deps.settings.public_base_url,
+        );
         return Answer {
             status,
             body: Some(body),
@@ -394,6 +398,7 @@ pub(super) async fn handle(
             retry_after: None,
             etag: None,
             preflight: false,
+            document: None,
         };
     }
     match route {
@@ -405,6 +410,7 @@ pub(super) async fn handle(
                 retry_after: None,
                 etag: None,
                 preflight: true,
+                document: None,
             };
         }
         // Telemetry the SDK sends without credentials: accepted and dropped.
@@ -416,6 +422,7 @@ pub(super) async fn handle(
                 retry_after: None,
                 etag: None,
                 preflight: false,
+                document: None,
             };
         }
         _ => {}
@@ -435,13 +442,28 @@ pub(super) async fn handle(
             retry_after: None,
             etag: None,
             preflight: false,
+            document: None,
         },
         Err(error) => {
             let error = as_frontend_error(route, error);
             if let Error::Internal(detail) = &error {
                 tracing::error!(request_id = %request_id, route = route.route().function, detail = %detail, "internal error");
             }
-            let (status, body) = super::errors::login_error_body(&error, request_id.as_str());
+            let (status, mut body) = super::errors::login_error_body(
+                &error,
+                request_id.as_str(),
+                &deps.settings.public_base_url,
+            );
+            // The SDK's error keeps only the Stytch fields and `error_details`: the attempts
+            // left and the wait go there too, for the page to show.
+            let details: serde_json::Map<String, Value> =
+                ["attempts_remaining", "retry_after_seconds"]
+                    .into_iter()
+                    .filter_map(|field| Some((field.to_owned(), body.get(field)?.clone())))
+                    .collect();
+            if !details.is_empty() {
+                body["error_details"] = Value::Object(details);
+            }
             Answer {
                 status,
                 body: Some(body),
@@ -449,6 +471,7 @@ pub(super) async fn handle(
                 retry_after: super::errors::retry_after_seconds(&error),
                 etag: None,
                 preflight: false,
+                document: None,
             }
         }
     }

@@ -268,6 +268,10 @@ pub(super) async fn handle(
             ok(json!({"sessions": list.iter().map(session_view).collect::<Vec<_>>()}))
         }
         RouteId::SessionsJwks => jwks(deps, request.path_param("app_id")).await,
+        RouteId::ErrorsReference => Ok(Reply::Document {
+            content_type: "text/html; charset=utf-8",
+            body: super::docs::errors_page(),
+        }),
         RouteId::UsersGet => {
             let app = caller.app()?;
             let user = users::get(deps, &app.app.id, request.path_param("user_id")).await?;

@@ -16,6 +16,7 @@ use crate::ids::{AppId, RequestId, SecretId};
 use crate::ports::AppData;
 use crate::service::{Deps, management};
 
+mod docs;
 pub mod errors;
 mod frontend;
 mod json;
@@ -68,6 +69,11 @@ impl ApiResponse {
 pub(crate) enum Reply {
     Json(StatusCode, Value),
     NoContent,
+    /// A page that is not JSON (the errors reference).
+    Document {
+        content_type: &'static str,
+        body: &'static str,
+    },
 }
 
 /// What a handler knows about the caller after authentication, and about the request.
@@ -217,9 +223,10 @@ pub async fn handle(deps: &Deps, route: RouteId, request: ApiRequest) -> ApiResp
         }
         (_, Ok(deps)) => {
             let result = dispatch(deps, route, &request, &request_id).await;
-            answer(route, &request, &request_id, result)
+            let base = &deps.settings.public_base_url;
+            answer(route, &request, &request_id, base, result)
         }
-        (_, Err(error)) => answer(route, &request, &request_id, Err(error)),
+        (_, Err(error)) => answer(route, &request, &request_id, "", Err(error)),
     };
     tracing::info!(
         request_id = %request_id,
@@ -252,15 +259,19 @@ pub async fn handle(deps: &Deps, route: RouteId, request: ApiRequest) -> ApiResp
     if route.dialect == Dialect::Frontend {
         frontend::add_cors_headers(&mut headers, &answer);
     }
-    let body = match answer.body {
-        Some(value) => {
+    let body = match (answer.document, answer.body) {
+        (Some((content_type, page)), _) => {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            page.as_bytes().to_vec()
+        }
+        (None, Some(value)) => {
             headers.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
             serde_json::to_vec(&value).unwrap_or_default()
         }
-        None => Vec::new(),
+        (None, None) => Vec::new(),
     };
     ApiResponse {
         status: answer.status,
@@ -280,6 +291,8 @@ pub(crate) struct Answer {
     pub cors_origin: Option<String>,
     /// A CORS preflight's answer (it says what it allows).
     pub preflight: bool,
+    /// A body that is not JSON, with its content type.
+    pub document: Option<(&'static str, &'static str)>,
 }
 
 /// The answer of a management, Login API or public route: the reply in the route's dialect.
@@ -287,6 +300,7 @@ fn answer(
     route: &Route,
     request: &ApiRequest,
     request_id: &RequestId,
+    public_base_url: &str,
     result: Result<Reply, Error>,
 ) -> Answer {
     // The JWKS is public and changes only when an app's keys do: caches may keep it a while,
@@ -305,9 +319,14 @@ fn answer(
                     .any(|tag| tag.trim() == etag || tag.trim() == "*")
             })
     });
+    let mut document = None;
     let (status, body, retry_after) = match result {
         Ok(_) if not_modified => (StatusCode::NOT_MODIFIED, None, None),
         Ok(Reply::NoContent) => (StatusCode::NO_CONTENT, None, None),
+        Ok(Reply::Document { content_type, body }) => {
+            document = Some((content_type, body));
+            (StatusCode::OK, None, None)
+        }
         Ok(Reply::Json(status, mut body)) => {
             if let Some(object) = body.as_object_mut() {
                 if route.dialect != Dialect::Management {
@@ -323,7 +342,7 @@ fn answer(
             }
             let (status, body) = match route.dialect {
                 Dialect::Management => errors::management_error_body(&error, request_id.as_str()),
-                _ => errors::login_error_body(&error, request_id.as_str()),
+                _ => errors::login_error_body(&error, request_id.as_str(), public_base_url),
             };
             (status, Some(body), errors::retry_after_seconds(&error))
         }
@@ -335,6 +354,7 @@ fn answer(
         etag,
         cors_origin: None,
         preflight: false,
+        document,
     }
 }
 
@@ -368,7 +388,7 @@ pub fn unrouted(deps: &Deps, method_known: bool, path: &str) -> ApiResponse {
             "request_id": request_id,
             "error_type": "not_found",
             "error_message": message,
-            "error_url": format!("https://stytch.com/docs/api/errors/{}", status.as_u16()),
+            "error_url": docs::error_url(&deps.settings.public_base_url, "not_found"),
         })
     };
     let mut headers = HeaderMap::new();

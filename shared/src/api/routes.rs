@@ -57,6 +57,8 @@ pub enum RouteId {
     SessionsJwks,
     UsersGet,
     UsersDelete,
+    /// The errors reference every `error_url` points into (an HTML page).
+    ErrorsReference,
     SdkBootstrap,
     SdkSmsLoginOrCreate,
     SdkEmailLoginOrCreate,
@@ -419,6 +421,14 @@ pub const ROUTES: &[Route] = &[
         "users-delete",
         LOGIN,
         Login,
+    ),
+    route(
+        ErrorsReference,
+        "GET",
+        "/docs/errors",
+        "errors-reference",
+        LOGIN,
+        Public,
     ),
     route(
         SdkBootstrap,

@@ -1,0 +1,8 @@
+//! `GET /docs/errors`
+
+use shared::api::RouteId;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    function_runtime::serve(RouteId::ErrorsReference).await
+}
