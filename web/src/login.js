@@ -5,7 +5,7 @@
 //   window.OTP_LOGIN_CONFIG = {
 //     publicToken: "public-token-test-…",   // the app's public token
 //     apiBase: "https://login.example.com", // where /sdk/v1/... is served, no trailing slash
-//     devOutbox: false,                     // true (or a URL) on the local server: show its outbox
+//     devOutbox: false,                     // true on the local server: show its /_dev/outbox
 //     sendCooldownSeconds: 30,              // optional: the server's wait between two codes
 //   };
 
@@ -420,7 +420,8 @@ function start() {
   else showIdentify();
 
   if (config.devOutbox) {
-    outboxUrl = typeof config.devOutbox === "string" ? config.devOutbox : `${apiBase}/_dev/outbox`;
+    // Only the local server has an outbox, and it serves this page too: ask the page's origin.
+    outboxUrl = typeof config.devOutbox === "string" ? config.devOutbox : "/_dev/outbox";
     ui.outbox.hidden = false;
     pollOutbox();
   }
