@@ -5,7 +5,7 @@
 // Screenshots of every step go to tests/browser/output/.
 
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -21,6 +21,7 @@ let server;
 let browser;
 
 before(async () => {
+  rmSync(OUTPUT, { recursive: true, force: true });
   mkdirSync(OUTPUT, { recursive: true });
   server = await startServer();
   // --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
@@ -104,7 +105,7 @@ test("phone: a wrong code is refused with the attempts left, the right one logs 
   await screenshot(page, "phone-code-sent");
 
   const refused = page.waitForResponse((r) => r.url().endsWith("/sdk/v1/otps/authenticate"));
-  await page.getByLabel("Code").fill(otherCode(code));
+  await page.getByLabel("Code", { exact: true }).fill(otherCode(code));
   await page.getByRole("button", { name: "Log in" }).click();
   const wrong = await refused;
   const wrongBody = await wrong.json();
@@ -122,7 +123,7 @@ test("phone: a wrong code is refused with the attempts left, the right one logs 
   assert.equal(await page.locator("#verify").isVisible(), true, "still on the code screen");
   await screenshot(page, "phone-wrong-code");
 
-  await page.getByLabel("Code").fill(code);
+  await page.getByLabel("Code", { exact: true }).fill(code);
   await page.getByRole("button", { name: "Log in" }).click();
   await page.locator("#signed-in").waitFor();
   await waitForMessage(page, "You are logged in.");
@@ -159,7 +160,7 @@ test("phone: a wrong code is refused with the attempts left, the right one logs 
   assert.deepEqual(problems, []);
 });
 
-test("email: the email tab sends a code, the resend countdown runs, the code logs in", async (t) => {
+test("email: the email tab sends a code, the resend countdown runs, asking again too soon says the wait, the code logs in", async (t) => {
   const { page, problems } = await openPage(t);
   const email = "browser-test@example.com";
 
@@ -180,7 +181,22 @@ test("email: the email tab sends a code, the resend countdown runs, the code log
   const code = await codeFromPanel(page, email);
   await screenshot(page, "email-code-sent");
 
-  await page.getByLabel("Code").fill(code);
+  // Asking again inside the cooldown: the server refuses with the wait, the page says it and
+  // goes back to the code already sent.
+  await page.getByRole("button", { name: "Use another phone number or email" }).click();
+  await page.locator("#identify").waitFor();
+  const again = page.waitForResponse((r) => r.url().endsWith("/sdk/v1/otps/email/login_or_create"));
+  await page.getByRole("button", { name: "Email me a code" }).click();
+  const refused = await again;
+  const refusedBody = await refused.json();
+  assert.equal(refused.status(), 429, JSON.stringify(refusedBody));
+  assert.equal(refusedBody.error_type, "too_many_requests");
+  await waitForMessage(page, /A code was sent a moment ago\. You can send a new one in \d+ seconds?\./);
+  await page.locator("#verify").waitFor();
+  assert.equal(await page.locator("#resend").isDisabled(), true);
+  await screenshot(page, "email-too-many-requests");
+
+  await page.getByLabel("Code", { exact: true }).fill(code);
   await page.getByRole("button", { name: "Log in" }).click();
   await page.locator("#signed-in").waitFor();
   assert.equal(await page.locator("#user-email").textContent(), email);
