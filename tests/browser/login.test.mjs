@@ -33,8 +33,8 @@ after(async () => {
   await server?.stop();
 });
 
-/** A fresh browser profile (no cookies, no local storage) on the login page. */
-async function openPage(t) {
+/** A fresh browser profile (no cookies, no local storage) on the login page at `base`. */
+async function openPage(t, base = server.baseUrl) {
   const context = await browser.newContext({ viewport: { width: 720, height: 900 } });
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
@@ -50,7 +50,7 @@ async function openPage(t) {
   t.after(async () => {
     await context.close();
   });
-  await page.goto(`${server.baseUrl}/`);
+  await page.goto(`${base}/`);
   return { page, problems };
 }
 
@@ -202,6 +202,31 @@ test("email: the email tab sends a code, the resend countdown runs, asking again
   assert.equal(await page.locator("#user-email").textContent(), email);
   await screenshot(page, "email-signed-in");
 
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.locator("#identify").waitFor();
+
+  assert.deepEqual(problems, []);
+});
+
+test("on localhost the page calls the API on 127.0.0.1 across origins (CORS) and logs in", async (t) => {
+  const localhost = server.baseUrl.replace("127.0.0.1", "localhost");
+  const { page, problems } = await openPage(t, localhost);
+  const phone = "+12025550101";
+  const config = await page.evaluate(() => window.OTP_LOGIN_CONFIG);
+  assert.equal(config.apiBase, server.baseUrl, "the API is on the server's public base URL");
+
+  await page.getByLabel("Phone number").fill(phone);
+  await page.getByRole("button", { name: "Text me a code" }).click();
+  await page.locator("#verify").waitFor();
+  const code = await codeFromPanel(page, phone);
+  await page.getByLabel("Code", { exact: true }).fill(code);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.locator("#signed-in").waitFor();
+  assert.equal(await page.locator("#user-phone").textContent(), phone);
+  await screenshot(page, "localhost-signed-in");
+
+  await page.reload();
+  await page.locator("#signed-in").waitFor();
   await page.getByRole("button", { name: "Log out" }).click();
   await page.locator("#identify").waitFor();
 
