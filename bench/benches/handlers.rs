@@ -63,6 +63,7 @@ fn request(method: Method, auth: &str, app_id: Option<&str>, body: Value) -> Api
         headers,
         body: body.to_string().into_bytes(),
         base_url: None,
+        source_ip: None,
     }
 }
 
@@ -89,6 +90,7 @@ impl Fixture {
                 ..Limits::default()
             },
             app_cache_seconds: DEFAULT_APP_CACHE_SECONDS,
+            test_environment: false,
         };
         let codes = Arc::new(LastCode::default());
         let mut deps = InMemory::new(keys, settings).deps;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
 use delivery_aws::{SesEmail, SnsSms};
 use http::{HeaderValue, Method, header};
@@ -25,6 +25,7 @@ use shared::memory::Outbox;
 use shared::model::Channel;
 use shared::ports::LogTestMessages;
 use shared::random::{OsRandom, Random, random_token};
+use shared::service::frontend;
 use shared::service::management::{self, LoginConfigInput};
 use shared::service::{
     AppCache, Deps, InMemory, Keys, Limits, SendLimits, Settings, app_cache_seconds_from_lookup,
@@ -150,6 +151,11 @@ async fn serve(State(server): State<Arc<Server>>, request: Request) -> Response 
         headers: parts.headers,
         body,
         base_url: None,
+        // The peer: the frontend API's end-user address.
+        source_ip: parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip().to_string()),
     };
     into_response(handle(&server.deps, route.id, request).await)
 }
@@ -166,9 +172,14 @@ fn fail(message: String) -> ! {
     std::process::exit(2);
 }
 
-/// The development app, printed at start so that the README's walk-through can use it.
-async fn create_development_app(deps: &Deps) -> Result<(String, String), shared::Error> {
-    let (app, secret, _) = management::create_app(deps, "Development app").await?;
+/// The development app, printed at start so that the README's walk-through can use it. Its
+/// frontend API answers pages served by this server (under either loopback name).
+async fn create_development_app(
+    deps: &Deps,
+    port: u16,
+) -> Result<management::CreatedApp, shared::Error> {
+    let created = management::create_app(deps, "Development app").await?;
+    let app = &created.app;
     for channel in [Channel::Sms, Channel::Email] {
         management::create_config(
             deps,
@@ -188,7 +199,20 @@ async fn create_development_app(deps: &Deps) -> Result<(String, String), shared:
         )
         .await?;
     }
-    Ok((app.id.to_string(), secret))
+    frontend::put_settings(
+        deps,
+        app.id.as_str(),
+        frontend::SettingsInput {
+            authorized_origins: vec![
+                format!("http://127.0.0.1:{port}"),
+                format!("http://localhost:{port}"),
+            ],
+            max_session_duration_minutes: None,
+            public_sends_per_hour: None,
+        },
+    )
+    .await?;
+    Ok(created)
 }
 
 /// The AWS adapters: DynamoDB table `TABLE_NAME` (created with its TTL setting if absent), SNS,
@@ -298,6 +322,7 @@ async fn main() {
         },
         app_cache_seconds: app_cache_seconds_from_lookup(|name| std::env::var(name).ok())
             .unwrap_or_else(|e| fail(e)),
+        test_environment: true,
     };
     let (deps, outbox) = if backend == "aws" {
         (aws_deps(keys, settings).await, None)
@@ -305,11 +330,11 @@ async fn main() {
         let in_memory = InMemory::new(keys, settings);
         (in_memory.deps, Some(in_memory.outbox))
     };
-    let (app_id, secret) = create_development_app(&deps)
+    let development_app = create_development_app(&deps, port)
         .await
         .unwrap_or_else(|e| fail(format!("could not create the development app: {e}")));
     let config_js = page::config_js(&page::PageConfig {
-        public_token: None,
+        public_token: Some(&development_app.public_token),
         api_base: &public_base_url,
         dev_outbox: outbox.is_some(),
         send_cooldown_seconds: deps.settings.limits.send.cooldown_seconds,
@@ -319,7 +344,10 @@ async fn main() {
         outbox,
         config_js,
     });
-    let router = Router::new().fallback(serve).with_state(server.clone());
+    let router = Router::new()
+        .fallback(serve)
+        .with_state(server.clone())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap_or_else(|e| fail(format!("cannot listen on 127.0.0.1:{port}: {e}")));
@@ -332,8 +360,12 @@ async fn main() {
             "(from the environment)"
         }
     );
-    println!("development app: APP_ID={app_id}");
-    println!("development app: APP_SECRET={secret}");
+    println!("development app: APP_ID={}", development_app.app.id);
+    println!("development app: APP_SECRET={}", development_app.secret);
+    println!(
+        "development app: PUBLIC_TOKEN={}",
+        development_app.public_token
+    );
     if server.outbox.is_some() {
         println!("outbox: {public_base_url}/_dev/outbox");
     }
@@ -364,6 +396,7 @@ mod tests {
             default_email_from: "no-reply@example.com".into(),
             limits: Limits::default(),
             app_cache_seconds: 0,
+            test_environment: true,
         };
         let in_memory = InMemory::new(keys, settings);
         Arc::new(Server {

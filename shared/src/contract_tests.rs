@@ -38,9 +38,9 @@ use crate::ids::{
     TemplateId, TestIdentifierId, UserId,
 };
 use crate::model::{
-    App, AppSecret, AuthenticationFactor, Challenge, Channel, Codes, Lock, LoginConfig, Owner,
-    SendCounter, Session, SessionAttributes, SigningKey, SmsBudgets, Tally, Template,
-    TestIdentifier, User, UserStatus,
+    App, AppSecret, AuthenticationFactor, Challenge, Channel, Codes, FrontendSettings, Lock,
+    LoginConfig, Owner, PublicToken, SendCounter, Session, SessionAttributes, SigningKey,
+    SmsBudgets, Tally, Template, TestIdentifier, User, UserStatus,
 };
 use crate::ports::{
     AppStore, CommitError, CommitToken, ConfigStore, Conflict, Expect, HomeRecords, Key,
@@ -249,7 +249,7 @@ pub async fn app_create_and_get(store: &dyn AppStore) {
     let at = now();
     let (app, secret) = app_with_secret(at);
     store
-        .create_app(&app, &secret, &[])
+        .create_app(&app, &secret, &[], &FrontendSettings::default())
         .await
         .expect("create_app");
 
@@ -279,12 +279,12 @@ pub async fn app_secrets_add_list_delete(store: &dyn AppStore) {
     let at = now();
     let (app, first) = app_with_secret(at);
     store
-        .create_app(&app, &first, &[])
+        .create_app(&app, &first, &[], &FrontendSettings::default())
         .await
         .expect("create_app");
     let (other_app, other_secret) = app_with_secret(at);
     store
-        .create_app(&other_app, &other_secret, &[])
+        .create_app(&other_app, &other_secret, &[], &FrontendSettings::default())
         .await
         .expect("create_app");
 
@@ -340,7 +340,7 @@ pub async fn app_secret_touch(store: &dyn AppStore) {
     let at = now();
     let (app, first) = app_with_secret(at);
     store
-        .create_app(&app, &first, &[])
+        .create_app(&app, &first, &[], &FrontendSettings::default())
         .await
         .expect("create_app");
     let second = secret_of(&app.id, at);
@@ -383,7 +383,7 @@ pub async fn app_load_app(store: &dyn AllStores) {
     let at = now();
     let (app, secret) = app_with_secret(at);
     store
-        .create_app(&app, &secret, &[])
+        .create_app(&app, &secret, &[], &FrontendSettings::default())
         .await
         .expect("create_app");
     let template = template_of(&app.id, Channel::Sms, at);
@@ -1856,7 +1856,7 @@ pub async fn concurrent_deletes_keep_the_last_secret(store: Arc<dyn AllStores>) 
         let at = now();
         let (app, first) = app_with_secret(at);
         store
-            .create_app(&app, &first, &[])
+            .create_app(&app, &first, &[], &FrontendSettings::default())
             .await
             .expect("create_app");
         let second = secret_of(&app.id, at);
@@ -1950,7 +1950,12 @@ pub async fn app_signing_keys(store: Arc<dyn AllStores>) {
     let (app, secret) = app_with_secret(at);
     let first = signing_key_of("kid-1", at, None);
     store
-        .create_app(&app, &secret, std::slice::from_ref(&first))
+        .create_app(
+            &app,
+            &secret,
+            std::slice::from_ref(&first),
+            &FrontendSettings::default(),
+        )
         .await
         .expect("create_app");
     let load = |id: AppId| {
@@ -1998,7 +2003,7 @@ pub async fn app_signing_keys(store: Arc<dyn AllStores>) {
     // racing ones lands.
     let (legacy, legacy_secret) = app_with_secret(at);
     store
-        .create_app(&legacy, &legacy_secret, &[])
+        .create_app(&legacy, &legacy_secret, &[], &FrontendSettings::default())
         .await
         .expect("create_app");
     assert_eq!(load(legacy.id.clone()).await, vec![]);
@@ -2018,6 +2023,161 @@ pub async fn app_signing_keys(store: Arc<dyn AllStores>) {
     }
     assert_eq!(landed, 1, "exactly one first rotation lands");
     assert_eq!(load(legacy.id.clone()).await.len(), 1);
+}
+
+/// An app's frontend settings: stored with the app (with a lookup of each public token),
+/// replaced only from the revision the caller read; a token's lookup comes and goes with it; a
+/// token another app holds, a stale revision or a missing app is a `Conflict` that changes
+/// nothing. Of two racing changes from one revision exactly one lands.
+pub async fn app_frontend_settings(store: Arc<dyn AllStores>) {
+    let at = now();
+    let unique = |n: u8| format!("public-token-live-{:08x}-0000-4000-8000-{:012x}", at.0, n);
+    let (app, secret) = app_with_secret(at);
+    let first = FrontendSettings {
+        public_tokens: vec![PublicToken {
+            token: unique(1),
+            created_at: at,
+        }],
+        authorized_origins: vec!["https://app.example.com".into()],
+        revision: 1,
+        ..FrontendSettings::default()
+    };
+    store
+        .create_app(&app, &secret, &[], &first)
+        .await
+        .expect("create_app");
+    let load = |id: AppId| {
+        let store = store.clone();
+        async move {
+            store
+                .load_app(&id)
+                .await
+                .expect("load_app")
+                .expect("the app")
+                .frontend
+        }
+    };
+    assert_eq!(load(app.id.clone()).await, first);
+    assert_eq!(
+        store.find_public_token(&unique(1)).await.expect("find"),
+        Some(app.id.clone())
+    );
+    assert_eq!(
+        store.find_public_token(&unique(9)).await.expect("find"),
+        None
+    );
+
+    let mut second = first.clone();
+    second.public_tokens.push(PublicToken {
+        token: unique(2),
+        created_at: at.plus_seconds(1),
+    });
+    second.max_session_minutes = 60;
+    second.public_sends_per_hour = 7;
+    second.revision = 2;
+    // From a stale revision, or for an app that does not exist: nothing changes.
+    assert!(is_conflict(
+        &store
+            .replace_frontend(&app.id, 0, &second, Some(&unique(2)), None)
+            .await
+    ));
+    let (ghost, _) = app_with_secret(at);
+    assert!(is_conflict(
+        &store
+            .replace_frontend(&ghost.id, 0, &second, Some(&unique(3)), None)
+            .await
+    ));
+    assert_eq!(
+        store.find_public_token(&unique(3)).await.expect("find"),
+        None
+    );
+    assert_eq!(load(app.id.clone()).await, first);
+    store
+        .replace_frontend(&app.id, 1, &second, Some(&unique(2)), None)
+        .await
+        .expect("replace from the revision read");
+    assert_eq!(load(app.id.clone()).await, second);
+    assert_eq!(
+        store.find_public_token(&unique(2)).await.expect("find"),
+        Some(app.id.clone())
+    );
+
+    // Another app cannot take a token that exists.
+    let (other, other_secret) = app_with_secret(at);
+    store
+        .create_app(&other, &other_secret, &[], &FrontendSettings::default())
+        .await
+        .expect("create_app");
+    assert_eq!(load(other.id.clone()).await, FrontendSettings::default());
+    let taken = FrontendSettings {
+        public_tokens: vec![PublicToken {
+            token: unique(2),
+            created_at: at,
+        }],
+        revision: 1,
+        ..FrontendSettings::default()
+    };
+    assert!(is_conflict(
+        &store
+            .replace_frontend(&other.id, 0, &taken, Some(&unique(2)), None)
+            .await
+    ));
+    assert_eq!(load(other.id.clone()).await, FrontendSettings::default());
+    assert_eq!(
+        store.find_public_token(&unique(2)).await.expect("find"),
+        Some(app.id.clone())
+    );
+
+    // Removing a token removes its lookup.
+    let mut third = second.clone();
+    third.public_tokens.retain(|t| t.token != unique(1));
+    third.revision = 3;
+    store
+        .replace_frontend(&app.id, 2, &third, None, Some(&unique(1)))
+        .await
+        .expect("remove a token");
+    assert_eq!(
+        store.find_public_token(&unique(1)).await.expect("find"),
+        None
+    );
+    assert_eq!(load(app.id.clone()).await, third);
+
+    // Two changes from one revision: exactly one lands.
+    let attempts = [4u8, 5].map(|n| {
+        let store = store.clone();
+        let id = app.id.clone();
+        let mut next = third.clone();
+        next.public_tokens.push(PublicToken {
+            token: unique(n),
+            created_at: at,
+        });
+        next.revision = 4;
+        let token = unique(n);
+        tokio::spawn(async move {
+            store
+                .replace_frontend(&id, 3, &next, Some(&token), None)
+                .await
+        })
+    });
+    let mut landed = 0;
+    for attempt in attempts {
+        match attempt.await.expect("the task") {
+            Ok(()) => landed += 1,
+            Err(WriteError::Conflict(_)) => {}
+            Err(other) => panic!("replace_frontend: {other:?}"),
+        }
+    }
+    assert_eq!(landed, 1, "exactly one change from revision 3 lands");
+    let lookups = [
+        store.find_public_token(&unique(4)).await.expect("find"),
+        store.find_public_token(&unique(5)).await.expect("find"),
+    ];
+    assert_eq!(
+        lookups.iter().filter(|l| l.is_some()).count(),
+        1,
+        "only the landed change's token has a lookup"
+    );
+    assert_eq!(load(app.id.clone()).await.public_tokens.len(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2061,6 +2221,7 @@ where
     concurrent_code_replacements_are_all_applied(make().await).await;
     concurrent_deletes_keep_the_last_secret(make().await).await;
     app_signing_keys(make().await).await;
+    app_frontend_settings(make().await).await;
 }
 
 /// One `#[tokio::test]` (multi-thread) per behaviour of the store contract, each on a store made
@@ -2083,7 +2244,7 @@ macro_rules! store_contract_tests {
         $crate::store_contract_tests!(@by_arc $make;
             concurrent_default_config, concurrent_commits_have_one_winner,
             concurrent_code_replacements_are_all_applied,
-            concurrent_deletes_keep_the_last_secret, app_signing_keys
+            concurrent_deletes_keep_the_last_secret, app_signing_keys, app_frontend_settings
         );
     };
     (@by_ref $make:expr; $($name:ident),+ $(,)?) => {

@@ -36,6 +36,14 @@ pub enum Error {
     InvalidExpirationMinutes,
     #[error("session_duration_minutes must be between 5 and 527040")]
     InvalidSessionDuration,
+    #[error(
+        "session_duration_minutes must be at most {0} for a login through the frontend API (the app's max_session_duration_minutes)"
+    )]
+    SessionDurationAboveCap(i64),
+    #[error(
+        "this origin is not one of the app's authorized origins (Origin header); add it with PUT /v2/session/apps/{{app_id}}/frontend_settings"
+    )]
+    OriginNotAuthorized,
     #[error("the app has no default {} login config; create one or pass login_config_id", .0.as_str())]
     NoLoginConfig(Channel),
     #[error("{0}")]

@@ -24,6 +24,27 @@ fn new_uuid_v4_in(random: &dyn Random, home: Home) -> uuid::Uuid {
 
 const HOME_BYTES: usize = 6;
 
+/// Stytch's public-token shapes: a prefix naming the environment, then a UUIDv4.
+pub const PUBLIC_TOKEN_LIVE_PREFIX: &str = "public-token-live-";
+pub const PUBLIC_TOKEN_TEST_PREFIX: &str = "public-token-test-";
+
+/// A new public token (`public-token-test-<uuid>` when `test`, else `-live-`).
+pub fn new_public_token(random: &dyn Random, test: bool) -> String {
+    let prefix = if test {
+        PUBLIC_TOKEN_TEST_PREFIX
+    } else {
+        PUBLIC_TOKEN_LIVE_PREFIX
+    };
+    format!("{prefix}{}", new_uuid_v4(random))
+}
+
+/// Whether `text` has a public token's shape (what a lookup is worth trying for).
+pub fn is_public_token(text: &str) -> bool {
+    text.strip_prefix(PUBLIC_TOKEN_LIVE_PREFIX)
+        .or_else(|| text.strip_prefix(PUBLIC_TOKEN_TEST_PREFIX))
+        .is_some_and(is_uuid_v4)
+}
+
 /// Where a user's records live: its user record, codes and sessions share one partition named
 /// by 48 random bits drawn when the user is made. The user id, the method ids and the session
 /// ids of the user begin with them (the first 12 hex digits of the UUID), and so do its session

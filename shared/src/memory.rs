@@ -12,8 +12,8 @@ use crate::crypto::Hash32;
 use crate::identifiers::{Identifier, Region};
 use crate::ids::{AppId, ConfigId, Home, SecretId, TemplateId, TestIdentifierId};
 use crate::model::{
-    App, AppSecret, Channel, Codes, LoginConfig, MAX_PREVIOUS_CODES, Session, SigningKey,
-    SmsBudgets, Tally, Template, TestIdentifier,
+    App, AppSecret, Channel, Codes, FrontendSettings, LoginConfig, MAX_PREVIOUS_CODES, Session,
+    SigningKey, SmsBudgets, Tally, Template, TestIdentifier,
 };
 use crate::ports::{
     AppData, AppStore, CommitError, CommitToken, ConfigStore, Conflict, DeliveryError,
@@ -31,6 +31,9 @@ struct State {
     sms_countries: HashMap<AppId, StoredSmsCountries>,
     sms_budgets: HashMap<AppId, SmsBudgets>,
     signing_keys: HashMap<AppId, Vec<SigningKey>>,
+    frontend: HashMap<AppId, FrontendSettings>,
+    /// Which app each public token names.
+    public_tokens: HashMap<String, AppId>,
     /// The login path's records (users, codes, sessions, owners, counters) by key.
     login: HashMap<Key, Record>,
     /// Tokens of applied commits, with a fingerprint of their writes.
@@ -112,9 +115,16 @@ impl AppStore for MemoryStore {
         app: &App,
         secret: &AppSecret,
         signing_keys: &[SigningKey],
+        frontend: &FrontendSettings,
     ) -> Result<(), StoreError> {
         let mut s = self.state();
         s.apps.insert(app.id.clone(), app.clone());
+        if frontend.revision > 0 {
+            for token in &frontend.public_tokens {
+                s.public_tokens.insert(token.token.clone(), app.id.clone());
+            }
+            s.frontend.insert(app.id.clone(), frontend.clone());
+        }
         s.secrets
             .entry(app.id.clone())
             .or_default()
@@ -141,6 +151,39 @@ impl AppStore for MemoryStore {
             return Err(WriteError::Conflict("the app's signing keys changed"));
         }
         s.signing_keys.insert(app_id.clone(), signing_keys.to_vec());
+        Ok(())
+    }
+
+    async fn find_public_token(&self, token: &str) -> Result<Option<AppId>, StoreError> {
+        Ok(self.state().public_tokens.get(token).cloned())
+    }
+
+    async fn replace_frontend(
+        &self,
+        app_id: &AppId,
+        expected_revision: u64,
+        settings: &FrontendSettings,
+        added: Option<&str>,
+        removed: Option<&str>,
+    ) -> Result<(), WriteError> {
+        let mut s = self.state();
+        if !s.apps.contains_key(app_id) {
+            return Err(WriteError::Conflict("the app is gone"));
+        }
+        let current = s.frontend.get(app_id).map_or(0, |f| f.revision);
+        if current != expected_revision {
+            return Err(WriteError::Conflict("the app's frontend settings changed"));
+        }
+        if let Some(token) = added {
+            if s.public_tokens.contains_key(token) {
+                return Err(WriteError::Conflict("the public token exists"));
+            }
+            s.public_tokens.insert(token.to_owned(), app_id.clone());
+        }
+        if let Some(token) = removed {
+            s.public_tokens.remove(token);
+        }
+        s.frontend.insert(app_id.clone(), settings.clone());
         Ok(())
     }
 
@@ -191,6 +234,7 @@ impl AppStore for MemoryStore {
             sms_countries: s.sms_countries.get(app_id).map(StoredSmsCountries::regions),
             sms_budgets: s.sms_budgets.get(app_id).copied(),
             signing_keys: s.signing_keys.get(app_id).cloned().unwrap_or_default(),
+            frontend: s.frontend.get(app_id).cloned().unwrap_or_default(),
         }))
     }
 

@@ -33,6 +33,61 @@ pub struct App {
     pub created_at: Timestamp,
 }
 
+/// A public token: it names an app to the frontend API (`/sdk/v1`) and is no secret (it ships in
+/// web pages). `public-token-live-<uuid>`, or `-test-` on the development server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicToken {
+    pub token: String,
+    pub created_at: Timestamp,
+}
+
+/// Most public tokens an app holds at once (room to rotate: add one, move, delete the old).
+pub const MAX_PUBLIC_TOKENS: usize = 5;
+/// Most authorized origins an app lists.
+pub const MAX_AUTHORIZED_ORIGINS: usize = 20;
+/// The longest session a frontend login starts unless the app allows longer (one day).
+pub const DEFAULT_FRONTEND_SESSION_MINUTES: i64 = 1440;
+/// Codes the frontend API sends per app per hour unless the app sets its own.
+pub const DEFAULT_PUBLIC_SENDS_PER_HOUR: u32 = 100;
+
+/// An app's frontend API settings: the public tokens that name it, the web origins that may
+/// call it, and the limits of logins started there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontendSettings {
+    pub public_tokens: Vec<PublicToken>,
+    /// Exact origins (`https://app.example.com`, `http://localhost:5173`).
+    pub authorized_origins: Vec<String>,
+    /// The longest `session_duration_minutes` a frontend route accepts.
+    pub max_session_minutes: i64,
+    /// Codes the frontend API sends for the app per hour, over every identifier.
+    pub public_sends_per_hour: u32,
+    /// Bumped by every change and checked by the next one; 0: never stored (an app made
+    /// before the frontend API, or no settings yet).
+    pub revision: u64,
+}
+
+impl Default for FrontendSettings {
+    fn default() -> Self {
+        FrontendSettings {
+            public_tokens: Vec::new(),
+            authorized_origins: Vec::new(),
+            max_session_minutes: DEFAULT_FRONTEND_SESSION_MINUTES,
+            public_sends_per_hour: DEFAULT_PUBLIC_SENDS_PER_HOUR,
+            revision: 0,
+        }
+    }
+}
+
+impl FrontendSettings {
+    pub fn has_public_token(&self, token: &str) -> bool {
+        self.public_tokens.iter().any(|t| t.token == token)
+    }
+
+    pub fn authorizes_origin(&self, origin: &str) -> bool {
+        self.authorized_origins.iter().any(|o| o == origin)
+    }
+}
+
 /// One of an app's JWT signing keys (RS256). An app's keys are newest first: the first one
 /// that is not retired signs, the retired ones stay in its JWKS until every JWT they signed has
 /// expired.

@@ -12,8 +12,8 @@ use crate::crypto::Hash32;
 use crate::identifiers::{Identifier, Region};
 use crate::ids::{AppId, ConfigId, Home, MethodId, SecretId, TemplateId, TestIdentifierId, UserId};
 use crate::model::{
-    App, AppSecret, Challenge, Codes, LoginConfig, Owner, SendCounter, Session, SigningKey,
-    SmsBudgets, Tally, Template, TestIdentifier, User,
+    App, AppSecret, Challenge, Codes, FrontendSettings, LoginConfig, Owner, SendCounter, Session,
+    SigningKey, SmsBudgets, Tally, Template, TestIdentifier, User,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,17 +51,34 @@ pub struct AppData {
     /// Newest first. Empty: an app made before apps had their own keys, which the deployment's
     /// legacy key signs for until its first rotation.
     pub signing_keys: Vec<SigningKey>,
+    /// Public tokens, authorized origins and limits of the frontend API.
+    pub frontend: FrontendSettings,
 }
 
 #[async_trait]
 pub trait AppStore: Send + Sync {
-    /// Creates the app together with its first secret and its signing key.
+    /// Creates the app together with its first secret, its signing key and its frontend
+    /// settings (stored when their revision is above 0, with a lookup of each public token).
     async fn create_app(
         &self,
         app: &App,
         secret: &AppSecret,
         signing_keys: &[SigningKey],
+        frontend: &FrontendSettings,
     ) -> Result<(), StoreError>;
+    /// The app a public token names, if any.
+    async fn find_public_token(&self, token: &str) -> Result<Option<AppId>, StoreError>;
+    /// Replaces the app's frontend settings if their revision is still `expected_revision`
+    /// (0: none stored), together with the public-token lookups of `added` and `removed`;
+    /// else `Conflict`. `settings.revision` is the new revision.
+    async fn replace_frontend(
+        &self,
+        app_id: &AppId,
+        expected_revision: u64,
+        settings: &FrontendSettings,
+        added: Option<&str>,
+        removed: Option<&str>,
+    ) -> Result<(), WriteError>;
     /// Replaces the app's signing keys if its current key is still `expected_current` (`None`:
     /// it has none yet, an app made before keys); else `Conflict`, e.g. a concurrent rotation.
     async fn replace_signing_keys(

@@ -77,17 +77,31 @@ impl RouteId {
             | ListLoginConfigs | ReplaceLoginConfig | DeleteLoginConfig | CreateTemplate
             | ListTemplates | ReplaceTemplate | DeleteTemplate | ListTestIdentifiers
             | DeleteTestIdentifier | PutSmsCountries | GetSmsCountries | PutSmsBudgets
-            | GetSmsBudgets | ListSmsRegions | ResetSmsRegion => &[ManagementKey],
-            SmsLoginOrCreate | SmsSend | EmailLoginOrCreate | EmailSend => &[CodeHashKey],
+            | GetSmsBudgets | ListSmsRegions | ResetSmsRegion | ListPublicTokens
+            | CreatePublicToken | DeletePublicToken | GetFrontendSettings | PutFrontendSettings => {
+                &[ManagementKey]
+            }
+            SmsLoginOrCreate
+            | SmsSend
+            | EmailLoginOrCreate
+            | EmailSend
+            | SdkSmsLoginOrCreate
+            | SdkEmailLoginOrCreate => &[CodeHashKey],
             // Checks the code, then signs the new session's JWT.
-            OtpAuthenticate => &[CodeHashKey, KeyEncryptionKey, LegacySigningKey],
+            OtpAuthenticate | SdkOtpAuthenticate => {
+                &[CodeHashKey, KeyEncryptionKey, LegacySigningKey]
+            }
             // Signs a fresh JWT of the session.
-            SessionsAuthenticate => &[KeyEncryptionKey, LegacySigningKey],
+            SessionsAuthenticate | SdkSessionsAuthenticate | SdkUsersMe => {
+                &[KeyEncryptionKey, LegacySigningKey]
+            }
             // Publishes the legacy key for apps that still sign with it; apps' own public keys
             // are in the table.
             SessionsJwks => &[LegacySigningKey],
             // JWTs are checked against public keys only.
             SessionsRevoke | SessionsList | UsersGet | UsersDelete => &[],
+            // Public tokens and session tokens are looked up, never signed or hashed with a key.
+            SdkBootstrap | SdkSessionsRevoke | SdkEvents | SdkPreflight => &[],
         }
     }
 }

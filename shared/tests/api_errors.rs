@@ -47,6 +47,7 @@ fn in_memory_with(limits: Limits, clock: Arc<FakeClock>) -> InMemory {
         default_email_from: "no-reply@example.com".into(),
         limits,
         app_cache_seconds: shared::service::DEFAULT_APP_CACHE_SECONDS,
+        test_environment: false,
     };
     InMemory::with(keys, settings, clock, Arc::new(SeededRandom::new(42)))
 }
@@ -125,6 +126,7 @@ async fn raw_call(
         headers,
         body,
         base_url: None,
+        source_ip: None,
     };
     let response = handle(deps, route, request).await;
     let body = response.json();
@@ -1014,8 +1016,22 @@ impl shared::ports::AppStore for BrokenAppStore {
         _: &shared::model::App,
         _: &shared::model::AppSecret,
         _: &[shared::model::SigningKey],
+        _: &shared::model::FrontendSettings,
     ) -> Result<(), StoreError> {
         Err(StoreError::Other("disk on fire".into()))
+    }
+    async fn find_public_token(&self, _: &str) -> Result<Option<AppId>, StoreError> {
+        Err(StoreError::Other("disk on fire".into()))
+    }
+    async fn replace_frontend(
+        &self,
+        _: &AppId,
+        _: u64,
+        _: &shared::model::FrontendSettings,
+        _: Option<&str>,
+        _: Option<&str>,
+    ) -> Result<(), WriteError> {
+        Err(WriteError::Store(StoreError::Other("disk on fire".into())))
     }
     async fn replace_signing_keys(
         &self,

@@ -50,6 +50,7 @@ pub fn settings() -> Settings {
         default_email_from: "no-reply@example.com".to_owned(),
         limits: Limits::default(),
         app_cache_seconds: shared::service::DEFAULT_APP_CACHE_SECONDS,
+        test_environment: false,
     }
 }
 
@@ -82,6 +83,7 @@ pub fn request(to: &str, mode: SendMode) -> SendRequest {
         login_template_id: None,
         signup_template_id: None,
         ip_address: None,
+        public_sends_per_hour: None,
     }
 }
 
@@ -111,9 +113,10 @@ impl Harness {
             clock.clone(),
             Arc::new(SeededRandom::new(seed)),
         );
-        let (app, secret, _) = management::create_app(&mem.deps, "Test app")
+        let created = management::create_app(&mem.deps, "Test app")
             .await
             .expect("create_app");
+        let (app, secret) = (created.app, created.secret);
         let sms_config =
             management::create_config(&mem.deps, app.id.as_str(), config_input(Channel::Sms, true))
                 .await

@@ -433,9 +433,10 @@ async fn app_credentials_are_cached_per_instance_for_a_bounded_time() {
     );
 
     // Never a negative answer: an app made after a miss is usable at once.
-    let (made, secret, _) = management::create_app(h.deps(), "Later")
+    let created = management::create_app(h.deps(), "Later")
         .await
         .expect("create_app");
+    let (made, secret) = (created.app, created.secret);
     let _ =
         management::authenticate_app(&other, "app-00000000-0000-4000-8000-000000000000", "x").await;
     management::authenticate_app(&other, made.id.as_str(), &secret)

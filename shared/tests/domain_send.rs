@@ -306,9 +306,10 @@ async fn a_pending_user_becomes_active_on_its_first_login() {
 #[tokio::test]
 async fn identifiers_are_unique_per_app_not_per_deployment() {
     let h = Harness::new(207).await;
-    let (second_app, _, _) = management::create_app(h.deps(), "Second app")
+    let second_app = management::create_app(h.deps(), "Second app")
         .await
-        .expect("create_app");
+        .expect("create_app")
+        .app;
     management::create_config(
         h.deps(),
         second_app.id.as_str(),

@@ -59,6 +59,7 @@ impl World {
                 ..Limits::default()
             },
             app_cache_seconds: DEFAULT_APP_CACHE_SECONDS,
+            test_environment: false,
         };
         let mem = InMemory::with(
             keys,
@@ -108,6 +109,7 @@ impl World {
             headers,
             body: bytes,
             base_url: None,
+            source_ip: None,
         };
         let response = handle(&self.mem.deps, route, request).await;
         (response.status.as_u16(), response.json())
@@ -313,7 +315,11 @@ async fn app_made_before_keys(w: &World) -> AppCredentials {
         created_at: now,
         last_used_at: None,
     };
-    w.mem.store.create_app(&app, &record, &[]).await.unwrap();
+    w.mem
+        .store
+        .create_app(&app, &record, &[], &Default::default())
+        .await
+        .unwrap();
     let credentials = AppCredentials {
         id: app.id.to_string(),
         secret,

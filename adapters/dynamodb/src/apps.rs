@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use shared::clock::Timestamp;
 use shared::ids::{AppId, SecretId};
-use shared::model::{App, AppSecret, SigningKey};
+use shared::model::{App, AppSecret, FrontendSettings, SigningKey};
 use shared::ports::{AppData, AppStore, StoreError, WriteError};
 
 use crate::DynamoStore;
@@ -38,6 +38,7 @@ fn app_data(items: &[item::Item]) -> Result<Option<AppData>, StoreError> {
     let mut sms_countries = None;
     let mut sms_budgets = None;
     let mut signing_keys = Vec::new();
+    let mut frontend = FrontendSettings::default();
     for item in items {
         let sk = Fields::new(item, "app partition").s(keys::SK)?;
         if sk == keys::APP_SK {
@@ -54,6 +55,8 @@ fn app_data(items: &[item::Item]) -> Result<Option<AppData>, StoreError> {
             sms_budgets = Some(item::sms_budgets_from(item)?);
         } else if sk == keys::SIGNING_KEYS_SK {
             signing_keys = item::signing_keys_from(item)?;
+        } else if sk == keys::FRONTEND_SK {
+            frontend = item::frontend_from(item)?;
         }
         // `DEFAULT#` pointers only guard default switching: the configs carry `is_default`.
     }
@@ -65,6 +68,7 @@ fn app_data(items: &[item::Item]) -> Result<Option<AppData>, StoreError> {
         sms_countries,
         sms_budgets,
         signing_keys,
+        frontend,
     }))
 }
 
@@ -75,8 +79,10 @@ impl AppStore for DynamoStore {
         app: &App,
         secret: &AppSecret,
         signing_keys: &[SigningKey],
+        frontend: &FrontendSettings,
     ) -> Result<(), StoreError> {
-        // One transaction: never an app without its first secret or its signing key.
+        // One transaction: never an app without its first secret, its signing key or its
+        // public token.
         let mut ops = vec![
             TxOp::put(item::app_item(app, 1)),
             TxOp::put(item::secret_item(secret)),
@@ -84,7 +90,74 @@ impl AppStore for DynamoStore {
         if !signing_keys.is_empty() {
             ops.push(TxOp::put(item::signing_keys_item(&app.id, signing_keys)));
         }
-        self.transact(ops).await.map(|_| ())
+        if frontend.revision > 0 {
+            ops.push(TxOp::put(item::frontend_item(&app.id, frontend)));
+            for token in &frontend.public_tokens {
+                ops.push(
+                    TxOp::put(item::public_token_item(&token.token, &app.id))
+                        .when("attribute_not_exists(#pk)")
+                        .name("#pk", keys::PK),
+                );
+            }
+        }
+        match self.transact(ops).await? {
+            TxOutcome::Committed => Ok(()),
+            _ => Err(StoreError::Other(
+                "create_app: a public token of the new app exists".to_owned(),
+            )),
+        }
+    }
+
+    async fn find_public_token(&self, token: &str) -> Result<Option<AppId>, StoreError> {
+        self.get(key(keys::public_token(token), keys::PUBLIC_TOKEN_SK))
+            .await?
+            .map(|i| item::public_token_app(&i))
+            .transpose()
+    }
+
+    async fn replace_frontend(
+        &self,
+        app_id: &AppId,
+        expected_revision: u64,
+        settings: &FrontendSettings,
+        added: Option<&str>,
+        removed: Option<&str>,
+    ) -> Result<(), WriteError> {
+        // One transaction: the settings change only from the revision the caller read, and
+        // a public token's lookup comes and goes with its place in the settings.
+        let put = TxOp::put(item::frontend_item(app_id, settings));
+        let put = if expected_revision == 0 {
+            put.when("attribute_not_exists(#pk)").name("#pk", keys::PK)
+        } else {
+            put.when("#rev = :rev")
+                .name("#rev", keys::REV)
+                .value(":rev", n(expected_revision))
+        };
+        let mut ops = vec![
+            put,
+            TxOp::check(app_key(app_id), "attribute_exists(#pk)").name("#pk", keys::PK),
+        ];
+        if let Some(token) = added {
+            ops.push(
+                TxOp::put(item::public_token_item(token, app_id))
+                    .when("attribute_not_exists(#pk)")
+                    .name("#pk", keys::PK),
+            );
+        }
+        if let Some(token) = removed {
+            ops.push(TxOp::delete(key(
+                keys::public_token(token),
+                keys::PUBLIC_TOKEN_SK,
+            )));
+        }
+        match self.transact(ops).await? {
+            TxOutcome::Committed => Ok(()),
+            outcome if outcome.failed(1) => Err(WriteError::Conflict("the app is gone")),
+            outcome if outcome.failed(0) => {
+                Err(WriteError::Conflict("the app's frontend settings changed"))
+            }
+            _ => Err(WriteError::Conflict("the public token exists")),
+        }
     }
 
     async fn replace_signing_keys(

@@ -14,9 +14,9 @@ use shared::ids::{
     TestIdentifierId, UserId,
 };
 use shared::model::{
-    App, AppSecret, AuthenticationFactor, Challenge, Channel, Codes, EmailMethod, Lock,
-    LoginConfig, MAX_PREVIOUS_CODES, Owner, PhoneMethod, SendCounter, Session, SessionAttributes,
-    SigningKey, SmsBudgets, Tally, Template, TestIdentifier, User, UserStatus,
+    App, AppSecret, AuthenticationFactor, Challenge, Channel, Codes, EmailMethod, FrontendSettings,
+    Lock, LoginConfig, MAX_PREVIOUS_CODES, Owner, PhoneMethod, PublicToken, SendCounter, Session,
+    SessionAttributes, SigningKey, SmsBudgets, Tally, Template, TestIdentifier, User, UserStatus,
 };
 use shared::ports::{Key, Record, StoreError, Versioned};
 
@@ -555,6 +555,70 @@ pub(crate) fn signing_keys_from(item: &Item) -> Result<Vec<SigningKey>, StoreErr
             })
         })
         .collect()
+}
+
+/// The app's frontend settings; `rev` is their revision, the condition of the next change.
+pub(crate) fn frontend_item(app_id: &AppId, settings: &FrontendSettings) -> Item {
+    let tokens = settings
+        .public_tokens
+        .iter()
+        .map(|token| {
+            AttributeValue::M(HashMap::from([
+                ("token".to_owned(), s(token.token.as_str())),
+                ("created_at".to_owned(), n(token.created_at.0)),
+            ]))
+        })
+        .collect();
+    with_key(
+        keys::app(app_id),
+        keys::FRONTEND_SK,
+        vec![
+            ("public_tokens", AttributeValue::L(tokens)),
+            ("authorized_origins", strings(&settings.authorized_origins)),
+            ("max_session_minutes", n(settings.max_session_minutes)),
+            ("public_sends_per_hour", n(settings.public_sends_per_hour)),
+            (keys::REV, n(settings.revision)),
+        ],
+    )
+}
+
+pub(crate) fn frontend_from(item: &Item) -> Result<FrontendSettings, StoreError> {
+    let f = Fields::new(item, "frontend settings");
+    let public_tokens = f
+        .list("public_tokens")?
+        .iter()
+        .map(|value| {
+            let AttributeValue::M(map) = value else {
+                return Err(malformed("frontend settings", "public_tokens"));
+            };
+            let t = Fields::new(map, "public token");
+            Ok(PublicToken {
+                token: t.s("token")?.to_owned(),
+                created_at: t.timestamp("created_at")?,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(FrontendSettings {
+        public_tokens,
+        authorized_origins: f.strings("authorized_origins")?,
+        max_session_minutes: f.i64("max_session_minutes")?,
+        public_sends_per_hour: f.u32("public_sends_per_hour")?,
+        revision: f.u64(keys::REV)?,
+    })
+}
+
+/// The lookup item of a public token.
+pub(crate) fn public_token_item(token: &str, app_id: &AppId) -> Item {
+    with_key(
+        keys::public_token(token),
+        keys::PUBLIC_TOKEN_SK,
+        vec![("app_id", s(app_id.as_str()))],
+    )
+}
+
+pub(crate) fn public_token_app(item: &Item) -> Result<AppId, StoreError> {
+    let f = Fields::new(item, "public token");
+    AppId::parse(f.s("app_id")?).ok_or_else(|| malformed("public token", "app_id"))
 }
 
 /// A tally's count attribute.

@@ -40,6 +40,15 @@ pub(crate) const SMS_COUNTRIES_SK: &str = "SMS_COUNTRIES";
 pub(crate) const SMS_BUDGETS_SK: &str = "SMS_BUDGETS";
 /// The app's JWT signing keys (read with the app by `load_app`: it sorts before `TESTID#`).
 pub(crate) const SIGNING_KEYS_SK: &str = "SIGNING_KEYS";
+/// The app's frontend settings and public tokens (read with the app by `load_app`).
+pub(crate) const FRONTEND_SK: &str = "FRONTEND";
+
+/// The lookup of a public token: which app it names (its own partition, one `GetItem`).
+pub(crate) fn public_token(token: &str) -> String {
+    format!("PUBLIC_TOKEN#{token}")
+}
+
+pub(crate) const PUBLIC_TOKEN_SK: &str = "PUBLIC_TOKEN";
 
 pub(crate) fn secret_sk(id: &SecretId) -> String {
     format!("{SECRET_PREFIX}{id}")

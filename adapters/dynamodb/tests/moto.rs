@@ -836,7 +836,10 @@ async fn load_app_reads_the_app_without_test_identifiers() {
     let store = store_or_skip!();
     let (app, secret) = app_with_secret();
     assert_eq!(store.load_app(&app.id).await.expect("load"), None);
-    store.create_app(&app, &secret, &[]).await.expect("create");
+    store
+        .create_app(&app, &secret, &[], &Default::default())
+        .await
+        .expect("create");
     let second = secret_of(&app.id);
     store.add_secret(&second).await.expect("add");
     let template = template_of(&app.id);
@@ -889,7 +892,10 @@ async fn deleting_the_last_two_secrets_concurrently_leaves_one() {
     let store = Arc::new(store_or_skip!());
     for _round in 0..10 {
         let (app, first) = app_with_secret();
-        store.create_app(&app, &first, &[]).await.expect("create");
+        store
+            .create_app(&app, &first, &[], &Default::default())
+            .await
+            .expect("create");
         let second = secret_of(&app.id);
         store.add_secret(&second).await.expect("add");
         store

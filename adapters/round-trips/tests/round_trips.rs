@@ -85,6 +85,8 @@ const GOALS: &[(RouteId, &str, usize)] = &[
 
 const MANAGEMENT_KEY: &str = "round-trips-management-key";
 const IP_ADDRESS: &str = "203.0.113.7";
+/// The web page the frontend API is called from (the app authorizes it).
+const WEB_ORIGIN: &str = "https://app.example.com";
 const TEST_PHONE: &str = "+12025550199";
 
 // ---------------------------------------------------------------------------------------------
@@ -589,6 +591,9 @@ struct World {
     clock: Arc<FakeClock>,
     codes: Arc<SentCodes>,
     app: Option<(String, String)>,
+    /// The app's public token, and the frontend API's current session token.
+    public_token: String,
+    frontend_session: Option<String>,
     measurements: Vec<Measurement>,
 }
 
@@ -674,6 +679,7 @@ impl World {
                     ..Limits::default()
                 },
                 app_cache_seconds,
+                test_environment: false,
             },
         };
         recorder.take();
@@ -683,6 +689,8 @@ impl World {
             clock,
             codes,
             app: None,
+            public_token: String::new(),
+            frontend_session: None,
             measurements: Vec::new(),
         }
     }
@@ -716,6 +724,14 @@ impl World {
                 ))
             }
             Dialect::Public => None,
+            Dialect::Frontend => {
+                headers.insert(header::ORIGIN, HeaderValue::from_static(WEB_ORIGIN));
+                let password = self.frontend_session.as_ref().unwrap_or(&self.public_token);
+                Some(format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("{}:{password}", self.public_token))
+                ))
+            }
         };
         if let Some(value) = authorization {
             headers.insert(
@@ -746,6 +762,7 @@ impl World {
             headers,
             body: bytes,
             base_url: None,
+            source_ip: Some(IP_ADDRESS.to_owned()),
         };
         let response = handle(&self.deps, route, request).await;
         let reply = if response.status == StatusCode::NO_CONTENT {
@@ -852,6 +869,7 @@ async fn drive_management(w: &mut World) {
         )
         .await;
     w.app = Some((text(&created, "/app/id"), text(&created, "/secret")));
+    w.public_token = text(&created, "/public_token");
     let app_id = w.app_id();
     let app = [("app_id", app_id.as_str())];
     w.measure(m, (GetApp, ""), &app, none, None).await;
@@ -997,6 +1015,101 @@ async fn drive_management(w: &mut World) {
     )
     .await;
     w.measure(m, (RotateKeys, ""), &app, none, None).await;
+    w.measure(
+        m,
+        (PutFrontendSettings, ""),
+        &app,
+        none,
+        Some(
+            json!({"authorized_origins": [WEB_ORIGIN], "max_session_duration_minutes": 120,
+            "public_sends_per_hour": 500}),
+        ),
+    )
+    .await;
+    w.measure(m, (GetFrontendSettings, ""), &app, none, None)
+        .await;
+    let made = w
+        .measure(m, (CreatePublicToken, ""), &app, none, None)
+        .await;
+    let new_token = text(&made, "/public_token/public_token");
+    w.measure(m, (ListPublicTokens, ""), &app, none, None).await;
+    w.measure(
+        m,
+        (DeletePublicToken, ""),
+        &[("app_id", &app_id), ("public_token", &new_token)],
+        none,
+        None,
+    )
+    .await;
+}
+
+/// Every frontend API route, in `pass`, as the frontend SDK calls them, with a fresh user.
+async fn drive_frontend(w: &mut World, pass: Pass, phone: &str) {
+    use RouteId::*;
+    let none: &[(&str, &str)] = &[];
+    let p = pass;
+    w.frontend_session = None;
+    let token = w.public_token.clone();
+    w.measure(
+        p,
+        (SdkBootstrap, ""),
+        &[("public_token", &token)],
+        none,
+        None,
+    )
+    .await;
+    w.measure(
+        p,
+        (SdkPreflight, ""),
+        &[("proxy", "otps/authenticate")],
+        none,
+        None,
+    )
+    .await;
+    w.measure(p, (SdkEvents, ""), none, none, Some(json!([{"event": {}}])))
+        .await;
+    let sent = w
+        .measure(
+            p,
+            (SdkSmsLoginOrCreate, "new user"),
+            none,
+            none,
+            Some(json!({"phone_number": phone, "expiration_minutes": 5})),
+        )
+        .await;
+    let method_id = text(&sent, "/data/method_id");
+    let code = w.codes.last_to(phone);
+    let authenticated = w
+        .measure(
+            p,
+            (SdkOtpAuthenticate, "right code, new session"),
+            none,
+            none,
+            Some(json!({"token": code, "method_id": method_id, "session_duration_minutes": 60})),
+        )
+        .await;
+    w.frontend_session = Some(text(&authenticated, "/data/session_token"));
+    w.measure(
+        p,
+        (SdkSessionsAuthenticate, ""),
+        none,
+        none,
+        Some(json!({})),
+    )
+    .await;
+    w.measure(p, (SdkUsersMe, ""), none, none, None).await;
+    w.measure(p, (SdkSessionsRevoke, ""), none, none, None)
+        .await;
+    w.frontend_session = None;
+    let email = format!("fe.{}@example.com", nonce());
+    w.measure(
+        p,
+        (SdkEmailLoginOrCreate, "new user"),
+        none,
+        none,
+        Some(json!({"email": email, "expiration_minutes": 5})),
+    )
+    .await;
 }
 
 /// Every Login API route, in `pass`, with fresh users: `phone` and two email addresses.
@@ -1200,6 +1313,8 @@ async fn every_endpoint_makes_the_documented_round_trips() {
     drive_management(&mut w).await;
     drive_login(&mut w, Pass::Cold, "+12025550142").await;
     drive_login(&mut w, Pass::Warm, "+12025550143").await;
+    drive_frontend(&mut w, Pass::Cold, "+12025550144").await;
+    drive_frontend(&mut w, Pass::Warm, "+12025550145").await;
     let measured = measured_rows(&w.measurements);
     let table = measured_table(&measured);
     println!("Measured (README.md's table, with the warm calls in order):\n{table}");
@@ -1212,7 +1327,7 @@ async fn every_endpoint_makes_the_documented_round_trips() {
     for route in ROUTES {
         if !measured.values().any(|(case, _, _)| case.0 == route.id) {
             problems.push(format!(
-                "{} {} was not measured: drive it in drive_management or drive_login",
+                "{} {} was not measured: drive it in drive_management, drive_login or drive_frontend",
                 route.method, route.path
             ));
         }

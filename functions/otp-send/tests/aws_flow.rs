@@ -156,6 +156,7 @@ impl Flow {
                 headers,
                 body: body.unwrap_or_default(),
                 base_url: None,
+                source_ip: None,
             },
         )
         .await;
@@ -197,6 +198,7 @@ async fn sms_and_email_login_through_dynamodb_sns_and_ses() {
         default_email_from: FROM.into(),
         limits: Limits::default(),
         app_cache_seconds: shared::service::DEFAULT_APP_CACHE_SECONDS,
+        test_environment: false,
     };
     let deps = function_runtime::aws_deps(
         &aws,

@@ -24,12 +24,15 @@ use store_dynamodb::DynamoStore;
 
 /// Converts an API Gateway request into the handlers' request.
 pub fn api_request(request: Request) -> ApiRequest {
-    let base_url = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context
-            .domain_name
-            .as_ref()
-            .map(|domain| format!("https://{domain}")),
-        _ => None,
+    let (base_url, source_ip) = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => (
+            context
+                .domain_name
+                .as_ref()
+                .map(|domain| format!("https://{domain}")),
+            context.http.source_ip.clone(),
+        ),
+        _ => (None, None),
     };
     let path_params = request
         .path_parameters()
@@ -55,6 +58,7 @@ pub fn api_request(request: Request) -> ApiRequest {
         headers: parts.headers,
         body,
         base_url,
+        source_ip,
     }
 }
 
@@ -128,6 +132,7 @@ pub fn settings_from_env() -> Result<Settings, Error> {
             ..Limits::default()
         },
         app_cache_seconds: app_cache_seconds_from_lookup(|name| std::env::var(name).ok())?,
+        test_environment: false,
     })
 }
 

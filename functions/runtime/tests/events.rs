@@ -49,6 +49,7 @@ fn in_memory() -> InMemory {
                 ..Limits::default()
             },
             app_cache_seconds: shared::service::DEFAULT_APP_CACHE_SECONDS,
+            test_environment: false,
         },
         Arc::new(SystemClock),
         Arc::new(OsRandom),
@@ -106,6 +107,7 @@ async fn every_route_has_an_event_that_lambda_http_parses() {
             .path
             .split('/')
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| name.trim_end_matches('+'))
         {
             assert!(
                 request.path_params.contains_key(name),
@@ -145,14 +147,30 @@ async fn recorded_events_with_unknown_ids_are_refused_cleanly() {
             | RouteId::GetSmsBudgets
             | RouteId::ListSmsRegions
             | RouteId::ResetSmsRegion
-            | RouteId::RotateKeys => 404,
+            | RouteId::RotateKeys
+            | RouteId::ListPublicTokens
+            | RouteId::CreatePublicToken
+            | RouteId::DeletePublicToken
+            | RouteId::GetFrontendSettings
+            | RouteId::PutFrontendSettings => 404,
             RouteId::SessionsJwks => 404,
-            // Basic credentials of an app this deployment does not have.
+            // Events and preflights name no app.
+            RouteId::SdkEvents => 200,
+            RouteId::SdkPreflight => 204,
+            // Basic credentials of an app this deployment does not have, or a public token
+            // no app has.
             _ => 401,
         };
         assert_eq!(status, expected, "{}: {body}", route.function);
+        if route.id == RouteId::SdkPreflight {
+            continue;
+        }
+        let request_id = match route.id {
+            RouteId::SdkEvents => &body["data"]["request_id"],
+            _ => &body["request_id"],
+        };
         assert!(
-            body["request_id"]
+            request_id
                 .as_str()
                 .is_some_and(|r| r.starts_with("request-id-")),
             "{}: {body}",
@@ -171,6 +189,7 @@ async fn events_drive_every_function_of_a_real_app() {
     assert_eq!(status, 201, "{app}");
     let app_id = app["app"]["id"].as_str().unwrap().to_owned();
     let secret = app["secret"].as_str().unwrap().to_owned();
+    let public_token = app["public_token"].as_str().unwrap().to_owned();
     let basic = format!("{app_id}:{secret}");
     replace.push((EXAMPLE_APP.into(), app_id.clone()));
     let with = |r: &Vec<(String, String)>, f: &str| load(f, r, Some(&basic));
@@ -422,6 +441,8 @@ async fn events_drive_every_function_of_a_real_app() {
     let (status, body) = call(deps, "sessions-revoke", with(&replace, "sessions-revoke")).await;
     assert_eq!(status, 200, "{body}");
 
+    frontend_events(&mem, &replace, &public_token).await;
+
     // Deletions last.
     let (status, body) = call(deps, "users-delete", with(&replace, "users-delete")).await;
     assert_eq!(
@@ -449,5 +470,164 @@ async fn events_drive_every_function_of_a_real_app() {
     assert!(
         status == 204 || (status == 404 && !replace.iter().any(|(f, _)| f.starts_with("tid_"))),
         "{status} {body}"
+    );
+}
+
+/// The public token of the frontend events (in their paths and Authorization headers).
+const EXAMPLE_PUBLIC_TOKEN: &str = "public-token-live-5b1c7e0a-2d4f-4a8b-9c3e-6f7a8b9c0d1e";
+
+/// A frontend event with the app's public token in its path and Authorization (and the session
+/// token, when signed in).
+fn frontend_event(
+    function: &str,
+    replace: &[(String, String)],
+    public_token: &str,
+    session_token: Option<&str>,
+) -> ApiRequest {
+    let mut replace = replace.to_vec();
+    replace.push((EXAMPLE_PUBLIC_TOKEN.into(), public_token.into()));
+    let mut request = load(function, &replace, None);
+    if request.headers.contains_key(http::header::AUTHORIZATION) {
+        let password = session_token.unwrap_or(public_token);
+        let value = format!(
+            "Basic {}",
+            STANDARD.encode(format!("{public_token}:{password}"))
+        );
+        request.headers.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_str(&value).unwrap(),
+        );
+    }
+    request
+}
+
+/// The management routes of the frontend API, then the frontend routes as the SDK calls them
+/// from the authorized origin of the events.
+async fn frontend_events(mem: &InMemory, replace: &[(String, String)], public_token: &str) {
+    let deps = &mem.deps;
+    let with = |f: &str| load(f, replace, None);
+    let (status, body) = call(deps, "put-frontend-settings", with("put-frontend-settings")).await;
+    assert_eq!(
+        (
+            status,
+            body["frontend_settings"]["authorized_origins"][0].as_str()
+        ),
+        (200, Some("https://app.example.com")),
+        "{body}"
+    );
+    let (status, body) = call(deps, "get-frontend-settings", with("get-frontend-settings")).await;
+    assert_eq!(
+        (
+            status,
+            body["frontend_settings"]["public_sends_per_hour"].as_u64()
+        ),
+        (200, Some(200)),
+        "{body}"
+    );
+    let (status, body) = call(deps, "create-public-token", with("create-public-token")).await;
+    assert_eq!(status, 201, "{body}");
+    let second = body["public_token"]["public_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = call(deps, "list-public-tokens", with("list-public-tokens")).await;
+    assert_eq!(
+        (status, body["public_tokens"].as_array().map(Vec::len)),
+        (200, Some(2)),
+        "{body}"
+    );
+    let mut removal = replace.to_vec();
+    removal.push((
+        "public-token-live-9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a".into(),
+        second,
+    ));
+    let (status, body) = call(
+        deps,
+        "delete-public-token",
+        load("delete-public-token", &removal, None),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+
+    let event = |f: &str, session: Option<&str>| frontend_event(f, replace, public_token, session);
+    let (status, body) = call(deps, "sdk-bootstrap", event("sdk-bootstrap", None)).await;
+    assert_eq!(
+        (
+            status,
+            body["data"]["captcha_settings"]["enabled"].as_bool()
+        ),
+        (200, Some(false)),
+        "{body}"
+    );
+    let (status, body) = call(
+        deps,
+        "sdk-otp-sms-login-or-create",
+        event("sdk-otp-sms-login-or-create", None),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let method_id = body["data"]["method_id"].as_str().unwrap().to_owned();
+    let code = mem.outbox.last_to("+12025550188").unwrap().code;
+    let mut authenticate = event("sdk-otp-authenticate", None);
+    authenticate.body = serde_json::to_vec(
+        &json!({"token": code, "method_id": method_id, "session_duration_minutes": 60}),
+    )
+    .unwrap();
+    let (status, body) = call(deps, "sdk-otp-authenticate", authenticate).await;
+    assert_eq!(status, 200, "{body}");
+    let session_token = body["data"]["session_token"].as_str().unwrap().to_owned();
+    let session = Some(session_token.as_str());
+    let (status, body) = call(
+        deps,
+        "sdk-sessions-authenticate",
+        event("sdk-sessions-authenticate", session),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(deps, "sdk-users-me", event("sdk-users-me", session)).await;
+    assert_eq!(
+        (
+            status,
+            body["data"]["phone_numbers"][0]["phone_number"].as_str()
+        ),
+        (200, Some("+12025550188")),
+        "{body}"
+    );
+    let (status, body) = call(
+        deps,
+        "sdk-sessions-revoke",
+        event("sdk-sessions-revoke", session),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(
+        deps,
+        "sdk-sessions-authenticate",
+        event("sdk-sessions-authenticate", session),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (401, Some("unauthorized_credentials")),
+        "the revoked session is gone: {body}"
+    );
+    let (status, body) = call(
+        deps,
+        "sdk-otp-email-login-or-create",
+        event("sdk-otp-email-login-or-create", None),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(deps, "sdk-events", event("sdk-events", None)).await;
+    assert_eq!(status, 200, "{body}");
+    let response =
+        lambda_response(handle(deps, RouteId::SdkPreflight, event("sdk-preflight", None)).await);
+    assert_eq!(response.status().as_u16(), 204);
+    assert_eq!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .unwrap(),
+        "https://app.example.com"
     );
 }

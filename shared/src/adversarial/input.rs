@@ -140,10 +140,17 @@ async fn fixture(target: &Target) -> Option<Fixture> {
 impl Fixture {
     /// The right credentials for a route's dialect.
     fn auth(&self, route: &Route) -> Auth {
-        match route.dialect {
-            Dialect::Management => Auth::Management,
-            Dialect::Login => self.w.basic(),
-            Dialect::Public => Auth::None,
+        let token = &self.w.public_token;
+        match (route.dialect, route.id) {
+            (Dialect::Management, _) => Auth::Management,
+            (Dialect::Login, _) => self.w.basic(),
+            (Dialect::Public, _) | (_, RouteId::SdkEvents | RouteId::SdkPreflight) => Auth::None,
+            // Signed in: the session's token beside the public token.
+            (
+                _,
+                RouteId::SdkSessionsAuthenticate | RouteId::SdkSessionsRevoke | RouteId::SdkUsersMe,
+            ) => Auth::Basic(token.clone(), self.token.clone()),
+            (Dialect::Frontend, _) => Auth::Basic(token.clone(), token.clone()),
         }
     }
 
@@ -175,6 +182,8 @@ impl Fixture {
             RouteId::UsersGet => vec![("user_id", self.user_id.clone())],
             RouteId::UsersDelete => vec![("user_id", self.victim_user.clone())],
             RouteId::SessionsList => vec![("user_id", self.user_id.clone())],
+            RouteId::SdkBootstrap => vec![("public_token", self.w.public_token.clone())],
+            RouteId::SdkPreflight => vec![("proxy", "otps/authenticate".to_owned())],
             _ if route.dialect == Dialect::Management => vec![("app_id", victim)],
             _ => vec![],
         }
@@ -199,6 +208,10 @@ impl Fixture {
                 "identifier": "+12025550177", "code": "654321", "valid_until": valid_until,
             }),
             RouteId::PutSmsCountries => json!({"calling_codes": ["1", "44"]}),
+            RouteId::PutFrontendSettings => json!({
+                "authorized_origins": [WEB_ORIGIN, "http://localhost:5173"],
+                "max_session_duration_minutes": 1440, "public_sends_per_hour": 200,
+            }),
             RouteId::SmsLoginOrCreate => json!({
                 "phone_number": PHONE, "expiration_minutes": 5, "attributes": attributes,
                 "create_user_as_pending": false, "locale": "en", "login_config_id": self.sms_config,
@@ -230,6 +243,18 @@ impl Fixture {
             RouteId::SessionsRevoke => json!({
                 "session_id": self.victim_session, "session_token": null, "session_jwt": null,
             }),
+            RouteId::SdkSmsLoginOrCreate => json!({
+                "phone_number": PHONE, "expiration_minutes": 5, "locale": "en",
+            }),
+            RouteId::SdkEmailLoginOrCreate => json!({
+                "email": EMAIL, "expiration_minutes": 5, "locale": "fr",
+                "login_template_id": self.email_template, "signup_template_id": self.email_template,
+            }),
+            RouteId::SdkOtpAuthenticate => json!({
+                "token": "123456", "method_id": self.guessed_phone_id,
+                "session_duration_minutes": 60,
+            }),
+            RouteId::SdkSessionsAuthenticate => json!({"session_duration_minutes": 60}),
             _ => return None,
         };
         body.as_object().cloned()
@@ -286,6 +311,16 @@ fn expect_error(route: &Route, reply: &Reply, status: u16, login: &str, manageme
     }
 }
 
+/// Whether a route opens only with credentials (the frontend API's bootstrap names its public
+/// token in the path; its events and preflights need none).
+fn needs_credentials(route: &Route) -> bool {
+    !matches!(route.dialect, Dialect::Public)
+        && !matches!(
+            route.id,
+            RouteId::SdkBootstrap | RouteId::SdkEvents | RouteId::SdkPreflight
+        )
+}
+
 /// `true` (after a notice) when the backend runs only the sample and `what` is not in it.
 fn outside_the_sample(target: &Target, what: &str) -> bool {
     let outside = target.corpus() == Corpus::Sample;
@@ -334,6 +369,21 @@ pub async fn every_route_refuses_missing_and_wrong_credentials(target: Target) {
         Auth::Raw(b"Basic \xc3\xa9\xff".to_vec()),
         Auth::Raw(format!("Basic {}", "A".repeat(10_000)).into_bytes()),
     ];
+    let token = &f.w.public_token;
+    let other_token = token.replace("-live-", "-test-");
+    let frontend_bad = vec![
+        Auth::None,
+        Auth::Management,
+        // The backend's credentials do not open the frontend API.
+        f.w.basic(),
+        Auth::Basic(other_token.clone(), other_token),
+        Auth::Basic(token.to_uppercase(), token.to_uppercase()),
+        Auth::Basic(format!("{token} "), token.clone()),
+        Auth::Basic(String::new(), token.clone()),
+        Auth::Raw(format!("Bearer {token}").into_bytes()),
+        basic_raw(token.as_bytes()),
+        Auth::Raw(b"Basic !!!not-base64".to_vec()),
+    ];
     let management_bad = vec![
         Auth::None,
         f.w.basic(),
@@ -354,7 +404,8 @@ pub async fn every_route_refuses_missing_and_wrong_credentials(target: Target) {
         let cases = match route.dialect {
             Dialect::Management => &management_bad,
             Dialect::Login => &login_bad,
-            Dialect::Public => continue,
+            Dialect::Frontend if needs_credentials(route) => &frontend_bad,
+            Dialect::Public | Dialect::Frontend => continue,
         };
         for auth in cases {
             let reply = f
@@ -972,7 +1023,8 @@ pub async fn hostile_and_foreign_path_parameters_are_answered_not_found(target: 
     ];
     for route in ROUTES {
         let valid = f.params(route);
-        if valid.is_empty() {
+        // The frontend API's path names a public token or a preflight's path (tests/frontend_api).
+        if valid.is_empty() || route.dialect == Dialect::Frontend {
             continue;
         }
         let body = body_bytes(&f.base_body(route));
@@ -1280,7 +1332,7 @@ pub async fn prop_random_ids_in_paths_and_queries_are_not_found(target: Target) 
         return;
     };
     let routes: Vec<usize> = (0..ROUTES.len())
-        .filter(|&i| !f.params(&ROUTES[i]).is_empty())
+        .filter(|&i| !f.params(&ROUTES[i]).is_empty() && ROUTES[i].dialect != Dialect::Frontend)
         .collect();
     let id = prop_oneof![
         prop::sample::select(hostile_ids(Corpus::Full)).prop_map(str::to_owned),
@@ -1325,7 +1377,7 @@ pub async fn prop_random_authorization_headers_never_open_a_route(target: Target
         return;
     };
     let routes: Vec<usize> = (0..ROUTES.len())
-        .filter(|&i| ROUTES[i].dialect != Dialect::Public)
+        .filter(|&i| needs_credentials(&ROUTES[i]))
         .collect();
     let header_value = prop_oneof![
         prop::collection::vec(any::<u8>(), 0..120),

@@ -22,7 +22,8 @@ use crate::identifiers::{Identifier, Region};
 use crate::ids::{AppId, ConfigId, Home, MethodId, SecretId, TemplateId, TestIdentifierId, UserId};
 use crate::memory::Outbox;
 use crate::model::{
-    App, AppSecret, Challenge, LoginConfig, Session, SigningKey, Template, TestIdentifier, User,
+    App, AppSecret, Challenge, FrontendSettings, LoginConfig, Session, SigningKey, Template,
+    TestIdentifier, User,
 };
 use crate::ports::{
     AppData, AppStore, CommitError, CommitToken, ConfigStore, DeliveryError, EmailMessage,
@@ -42,6 +43,9 @@ pub const OTHER_PHONE: &str = "+12025550101";
 pub const THIRD_PHONE: &str = "+12025550102";
 pub const EMAIL: &str = "ann.lee@example.com";
 pub const BASE_URL: &str = "http://127.0.0.1:3000";
+/// The web page origin every app of the suite authorizes for its frontend API; `raw_call` sends
+/// it on frontend requests that name no origin of their own.
+pub const WEB_ORIGIN: &str = "https://app.example.com";
 
 /// Send limits out of the way, for tests about something else.
 /// The deployment's send limits, without SMS budgets (the `budgets` behaviours test those).
@@ -228,9 +232,31 @@ impl AppStore for Faulty {
         app: &App,
         secret: &AppSecret,
         signing_keys: &[SigningKey],
+        frontend: &FrontendSettings,
     ) -> Result<(), StoreError> {
-        let call = self.ports.apps.create_app(app, secret, signing_keys);
+        let call = self
+            .ports
+            .apps
+            .create_app(app, secret, signing_keys, frontend);
         self.plan.run("apps.create_app", call).await
+    }
+    async fn find_public_token(&self, token: &str) -> Result<Option<AppId>, StoreError> {
+        let call = self.ports.apps.find_public_token(token);
+        self.plan.run("apps.find_public_token", call).await
+    }
+    async fn replace_frontend(
+        &self,
+        app_id: &AppId,
+        expected_revision: u64,
+        settings: &FrontendSettings,
+        added: Option<&str>,
+        removed: Option<&str>,
+    ) -> Result<(), WriteError> {
+        let call =
+            self.ports
+                .apps
+                .replace_frontend(app_id, expected_revision, settings, added, removed);
+        self.plan.run("apps.replace_frontend", call).await
     }
     async fn replace_signing_keys(
         &self,
@@ -524,9 +550,12 @@ pub async fn raw_call(
     route: RouteId,
     path: &[(&str, &str)],
     query: &[(&str, &str)],
-    headers: HeaderMap,
+    mut headers: HeaderMap,
     body: Vec<u8>,
 ) -> Reply {
+    if route.route().dialect == Dialect::Frontend && !headers.contains_key(header::ORIGIN) {
+        headers.insert(header::ORIGIN, HeaderValue::from_static(WEB_ORIGIN));
+    }
     let request = ApiRequest {
         method: Method::from_bytes(route.route().method.as_bytes()).expect("a route's method"),
         path_params: path
@@ -665,7 +694,26 @@ pub fn assert_dialect_shape(dialect: Dialect, reply: &Reply) {
     match dialect {
         Dialect::Management => assert_management_shape(reply),
         Dialect::Login | Dialect::Public => assert_login_shape(reply),
+        Dialect::Frontend => assert_frontend_shape(reply),
     }
+}
+
+/// Any frontend-API response: a preflight's 204 without a body, a success as `{"data": ...}`
+/// whose `request_id` and `status_code` are the response's, an error in the Stytch shape.
+#[track_caller]
+pub fn assert_frontend_shape(reply: &Reply) {
+    if reply.status == StatusCode::NO_CONTENT {
+        assert!(reply.raw.is_empty());
+        return;
+    }
+    if !reply.status.is_success() {
+        return assert_login_shape(reply);
+    }
+    let data = Reply {
+        body: reply.body["data"].clone(),
+        ..reply.clone()
+    };
+    assert_login_shape(&data);
 }
 
 /// A code that differs from `code` in its first digit.
@@ -718,6 +766,8 @@ pub struct World {
     held: Arc<dyn Held>,
     pub app_id: String,
     pub secret: String,
+    /// The app's public token (frontend API).
+    pub public_token: String,
 }
 
 impl World {
@@ -741,6 +791,7 @@ impl World {
             limits,
             // Every request reads its app: a fault sweep then meets that read too.
             app_cache_seconds: 0,
+            test_environment: false,
         };
         let deps = Deps {
             apps: faulty.clone(),
@@ -766,15 +817,24 @@ impl World {
             held,
             app_id: String::new(),
             secret: String::new(),
+            public_token: String::new(),
         };
-        let (app_id, secret) = world.create_app("Acme").await;
+        let (app_id, secret, public_token) = world.create_app_with_token("Acme").await;
         world.app_id = app_id;
         world.secret = secret;
+        world.public_token = public_token;
         Some(world)
     }
 
     /// A new app with default sms and email configs; returns (app_id, secret).
     pub async fn create_app(&self, name: &str) -> (String, String) {
+        let (app_id, secret, _) = self.create_app_with_token(name).await;
+        (app_id, secret)
+    }
+
+    /// A new app with default sms and email configs, whose frontend API authorizes
+    /// [`WEB_ORIGIN`]; returns (app_id, secret, public_token).
+    pub async fn create_app_with_token(&self, name: &str) -> (String, String, String) {
         let created = call(
             &self.deps,
             RouteId::CreateApp,
@@ -797,7 +857,17 @@ impl World {
             .await;
             assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         }
-        (app_id, secret)
+        let r = call(
+            &self.deps,
+            RouteId::PutFrontendSettings,
+            &[("app_id", &app_id)],
+            &Auth::Management,
+            Some(json!({"authorized_origins": [WEB_ORIGIN]})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let public_token = s(&created.body["public_token"]);
+        (app_id, secret, public_token)
     }
 
     pub fn basic(&self) -> Auth {

@@ -19,7 +19,8 @@ pub fn login_error(error: &Error) -> (StatusCode, &'static str) {
         InvalidPhoneNumberCountryCode => (400, "invalid_phone_number_country_code"),
         InvalidEmail => (400, "invalid_email"),
         InvalidExpirationMinutes => (400, "invalid_expiration_minutes"),
-        InvalidSessionDuration => (400, "invalid_session_duration"),
+        InvalidSessionDuration | SessionDurationAboveCap(_) => (400, "invalid_session_duration"),
+        OriginNotAuthorized => (403, "origin_not_authorized"),
         NoLoginConfig(_) => (400, "no_login_config"),
         LoginConfigNotFound(_) => (404, "login_config_not_found"),
         TemplateNotFound(_) => (404, "template_not_found"),
@@ -76,7 +77,8 @@ pub fn management_error(error: &Error) -> (StatusCode, &'static str) {
         | OtpCodeNotFound { .. }
         | UnableToAuthOtpCode
         | UserLockLimitReached { .. }
-        | InvalidSessionJwt => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        | InvalidSessionJwt
+        | OriginNotAuthorized => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         BadRequest(_)
         | InvalidPhoneNumber
         | PhoneNumberCannotReceiveSms(_)
@@ -84,6 +86,7 @@ pub fn management_error(error: &Error) -> (StatusCode, &'static str) {
         | InvalidEmail
         | InvalidExpirationMinutes
         | InvalidSessionDuration
+        | SessionDurationAboveCap(_)
         | NoLoginConfig(_)
         | InvalidSessionCustomClaims(_)
         | SessionUserMismatch => (StatusCode::BAD_REQUEST, "invalid_request"),

@@ -148,6 +148,7 @@ async fn send(
             login_template_id,
             signup_template_id,
             ip_address: Some(attributes.ip_address).filter(|ip| !ip.is_empty()),
+            public_sends_per_hour: None,
         },
     )
     .await?;

@@ -5,14 +5,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::views::{
-    app_view, config_view, region_view, secret_view, signing_key_view, template_view,
-    test_identifier_view,
+    app_view, config_view, frontend_settings_view, public_token_view, region_view, secret_view,
+    signing_key_view, template_view, test_identifier_view,
 };
 use super::{ApiRequest, Reply, RouteId, parse_json};
 use crate::error::Error;
 use crate::identifiers::Region;
 use crate::service::management::SmsCountriesInput;
-use crate::service::{Deps, management, signing};
+use crate::service::{Deps, frontend, management, signing};
 
 #[derive(Deserialize)]
 struct CreateAppBody {
@@ -79,8 +79,9 @@ pub(super) async fn handle(
     match route {
         RouteId::CreateApp => {
             let body: CreateAppBody = parse_json(request)?;
-            let (app, secret, secret_id) = management::create_app(deps, &body.name).await?;
-            created(json!({"app": app_view(&app), "secret": secret, "secret_id": secret_id}))
+            let made = management::create_app(deps, &body.name).await?;
+            created(json!({"app": app_view(&made.app), "secret": made.secret,
+                "secret_id": made.secret_id, "public_token": made.public_token}))
         }
         RouteId::GetApp => ok(json!({"app": app_view(&management::get_app(deps, app_id).await?)})),
         RouteId::CreateSecret => {
@@ -187,6 +188,27 @@ pub(super) async fn handle(
                 "app_id": app_id,
                 "keys": keys.iter().map(|k| signing_key_view(deps, k)).collect::<Vec<_>>(),
             }))
+        }
+        RouteId::ListPublicTokens => {
+            let tokens = frontend::list_public_tokens(deps, app_id).await?;
+            ok(json!({"public_tokens": tokens.iter().map(public_token_view).collect::<Vec<_>>()}))
+        }
+        RouteId::CreatePublicToken => {
+            let token = frontend::create_public_token(deps, app_id).await?;
+            created(json!({ "public_token": public_token_view(&token) }))
+        }
+        RouteId::DeletePublicToken => {
+            frontend::delete_public_token(deps, app_id, request.path_param("public_token")).await?;
+            Ok(Reply::NoContent)
+        }
+        RouteId::GetFrontendSettings => {
+            let settings = frontend::get_settings(deps, app_id).await?;
+            ok(json!({ "frontend_settings": frontend_settings_view(&settings) }))
+        }
+        RouteId::PutFrontendSettings => {
+            let input = parse_json(request)?;
+            let settings = frontend::put_settings(deps, app_id, input).await?;
+            ok(json!({ "frontend_settings": frontend_settings_view(&settings) }))
         }
         other => Err(Error::Internal(format!(
             "{other:?} is not a management route"

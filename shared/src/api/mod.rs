@@ -17,6 +17,7 @@ use crate::ports::AppData;
 use crate::service::{Deps, management};
 
 pub mod errors;
+mod frontend;
 mod json;
 mod login;
 mod management_handlers;
@@ -38,6 +39,9 @@ pub struct ApiRequest {
     /// The public base URL the request came in on (`https://` + API Gateway's domain name),
     /// used as the JWT issuer when the deployment has no fixed `public_base_url`.
     pub base_url: Option<String>,
+    /// The address the request came from (API Gateway's `sourceIp`, the local server's peer):
+    /// the frontend API's end-user IP address.
+    pub source_ip: Option<String>,
 }
 
 impl ApiRequest {
@@ -135,7 +139,8 @@ async fn authenticate(
     request: &ApiRequest,
 ) -> Result<(Option<Arc<AppData>>, Option<(AppId, SecretId)>), Error> {
     match route.dialect {
-        Dialect::Public => Ok((None, None)),
+        // The frontend API authenticates by public token (`frontend::handle`).
+        Dialect::Public | Dialect::Frontend => Ok((None, None)),
         Dialect::Management => match bearer_token(&request.headers) {
             Some(key) if deps.keys.management_key()?.verify(key) => Ok((None, None)),
             _ => Err(Error::Unauthorized),
@@ -173,7 +178,7 @@ async fn dispatch(
     let handled = async {
         match route.dialect {
             Dialect::Management => management_handlers::handle(deps, route.id, request).await,
-            Dialect::Login | Dialect::Public => {
+            Dialect::Login | Dialect::Public | Dialect::Frontend => {
                 login::handle(deps, &caller, route.id, request).await
             }
         }
@@ -195,31 +200,102 @@ pub async fn handle(deps: &Deps, route: RouteId, request: ApiRequest) -> ApiResp
     let started = Instant::now();
     let route = route.route();
     let request_id = RequestId::generate(deps.random.as_ref());
-    let result = if deps.settings.public_base_url.is_empty() {
-        match &request.base_url {
-            Some(url) => {
-                dispatch(
-                    &deps.with_public_base_url(url),
-                    route,
-                    &request,
-                    &request_id,
-                )
-                .await
-            }
-            None => Err(Error::Internal(
-                "no public base URL: neither configured nor known from the request".into(),
-            )),
+    let request_deps;
+    let deps = match (deps.settings.public_base_url.is_empty(), &request.base_url) {
+        (false, _) => Ok(deps),
+        (true, Some(url)) => {
+            request_deps = deps.with_public_base_url(url);
+            Ok(&request_deps)
         }
-    } else {
-        dispatch(deps, route, &request, &request_id).await
+        (true, None) => Err(Error::Internal(
+            "no public base URL: neither configured nor known from the request".into(),
+        )),
     };
+    let answer = match (route.dialect, deps) {
+        (Dialect::Frontend, Ok(deps)) => {
+            frontend::handle(deps, route.id, &request, &request_id).await
+        }
+        (_, Ok(deps)) => {
+            let result = dispatch(deps, route, &request, &request_id).await;
+            answer(route, &request, &request_id, result)
+        }
+        (_, Err(error)) => answer(route, &request, &request_id, Err(error)),
+    };
+    tracing::info!(
+        request_id = %request_id,
+        route = route.function,
+        status = answer.status.as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        headers.insert("x-request-id", value);
+    }
+    match &answer.etag {
+        Some(etag) => {
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(JWKS_CACHE_CONTROL),
+            );
+            if let Ok(value) = HeaderValue::from_str(etag) {
+                headers.insert(header::ETAG, value);
+            }
+        }
+        None => {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+    }
+    if let Some(seconds) = answer.retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if route.dialect == Dialect::Frontend {
+        frontend::add_cors_headers(&mut headers, &answer);
+    }
+    let body = match answer.body {
+        Some(value) => {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            serde_json::to_vec(&value).unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    ApiResponse {
+        status: answer.status,
+        headers,
+        body,
+    }
+}
+
+/// What a request is answered, before the common headers.
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub body: Option<Value>,
+    pub retry_after: Option<u64>,
+    /// The JWKS's entity tag (it alone is cacheable).
+    pub etag: Option<String>,
+    /// The frontend API's authorized origin the answer is for.
+    pub cors_origin: Option<String>,
+    /// A CORS preflight's answer (it says what it allows).
+    pub preflight: bool,
+}
+
+/// The answer of a management, Login API or public route: the reply in the route's dialect.
+fn answer(
+    route: &Route,
+    request: &ApiRequest,
+    request_id: &RequestId,
+    result: Result<Reply, Error>,
+) -> Answer {
     // The JWKS is public and changes only when an app's keys do: caches may keep it a while,
     // and a client that has it already (its ETag) is answered without it.
-    let cacheable = match (&result, route.id) {
+    let etag = match (&result, route.id) {
         (Ok(Reply::Json(_, body)), RouteId::SessionsJwks) => Some(jwks_etag(body)),
         _ => None,
     };
-    let not_modified = cacheable.as_ref().is_some_and(|etag| {
+    let not_modified = etag.as_ref().is_some_and(|etag| {
         request
             .headers
             .get(header::IF_NONE_MATCH)
@@ -252,48 +328,13 @@ pub async fn handle(deps: &Deps, route: RouteId, request: ApiRequest) -> ApiResp
             (status, Some(body), errors::retry_after_seconds(&error))
         }
     };
-    tracing::info!(
-        request_id = %request_id,
-        route = route.function,
-        status = status.as_u16(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
-    let mut headers = HeaderMap::new();
-    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
-        headers.insert("x-request-id", value);
-    }
-    match &cacheable {
-        Some(etag) => {
-            headers.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static(JWKS_CACHE_CONTROL),
-            );
-            if let Ok(value) = HeaderValue::from_str(etag) {
-                headers.insert(header::ETAG, value);
-            }
-        }
-        None => {
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        }
-    }
-    if let Some(seconds) = retry_after {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    let body = match body {
-        Some(value) => {
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            serde_json::to_vec(&value).unwrap_or_default()
-        }
-        None => Vec::new(),
-    };
-    ApiResponse {
+    Answer {
         status,
-        headers,
         body,
+        retry_after,
+        etag,
+        cors_origin: None,
+        preflight: false,
     }
 }
 

@@ -10,6 +10,10 @@ pub enum Dialect {
     Login,
     /// Stytch-shaped, no credentials (the JWKS).
     Public,
+    /// Stytch's frontend API (`/sdk/v1`), called from web pages: a public token (Basic
+    /// `public_token:public_token`, or `public_token:session_token` once signed in) and an
+    /// authorized origin; successes wrapped in `{"data": ...}`, CORS on every answer.
+    Frontend,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,6 +41,11 @@ pub enum RouteId {
     ListSmsRegions,
     ResetSmsRegion,
     RotateKeys,
+    ListPublicTokens,
+    CreatePublicToken,
+    DeletePublicToken,
+    GetFrontendSettings,
+    PutFrontendSettings,
     SmsLoginOrCreate,
     SmsSend,
     EmailLoginOrCreate,
@@ -48,6 +57,16 @@ pub enum RouteId {
     SessionsJwks,
     UsersGet,
     UsersDelete,
+    SdkBootstrap,
+    SdkSmsLoginOrCreate,
+    SdkEmailLoginOrCreate,
+    SdkOtpAuthenticate,
+    SdkSessionsAuthenticate,
+    SdkSessionsRevoke,
+    SdkUsersMe,
+    SdkEvents,
+    /// CORS preflight of every frontend route.
+    SdkPreflight,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +100,7 @@ const fn route(
     }
 }
 
-use Dialect::{Login, Management, Public};
+use Dialect::{Frontend, Login, Management, Public};
 use RouteId::*;
 
 const MGMT: &str = "management";
@@ -274,6 +293,46 @@ pub const ROUTES: &[Route] = &[
         Management,
     ),
     route(
+        ListPublicTokens,
+        "GET",
+        "/v2/session/apps/{app_id}/public_tokens",
+        "list-public-tokens",
+        MGMT,
+        Management,
+    ),
+    route(
+        CreatePublicToken,
+        "POST",
+        "/v2/session/apps/{app_id}/public_tokens",
+        "create-public-token",
+        MGMT,
+        Management,
+    ),
+    route(
+        DeletePublicToken,
+        "DELETE",
+        "/v2/session/apps/{app_id}/public_tokens/{public_token}",
+        "delete-public-token",
+        MGMT,
+        Management,
+    ),
+    route(
+        GetFrontendSettings,
+        "GET",
+        "/v2/session/apps/{app_id}/frontend_settings",
+        "get-frontend-settings",
+        MGMT,
+        Management,
+    ),
+    route(
+        PutFrontendSettings,
+        "PUT",
+        "/v2/session/apps/{app_id}/frontend_settings",
+        "put-frontend-settings",
+        MGMT,
+        Management,
+    ),
+    route(
         SmsLoginOrCreate,
         "POST",
         "/v1/otps/sms/login_or_create",
@@ -361,6 +420,78 @@ pub const ROUTES: &[Route] = &[
         LOGIN,
         Login,
     ),
+    route(
+        SdkBootstrap,
+        "GET",
+        "/sdk/v1/projects/bootstrap/{public_token}",
+        "sdk-bootstrap",
+        LOGIN,
+        Frontend,
+    ),
+    route(
+        SdkSmsLoginOrCreate,
+        "POST",
+        "/sdk/v1/otps/sms/login_or_create",
+        "sdk-otp-sms-login-or-create",
+        SEND,
+        Frontend,
+    ),
+    route(
+        SdkEmailLoginOrCreate,
+        "POST",
+        "/sdk/v1/otps/email/login_or_create",
+        "sdk-otp-email-login-or-create",
+        SEND,
+        Frontend,
+    ),
+    route(
+        SdkOtpAuthenticate,
+        "POST",
+        "/sdk/v1/otps/authenticate",
+        "sdk-otp-authenticate",
+        LOGIN,
+        Frontend,
+    ),
+    route(
+        SdkSessionsAuthenticate,
+        "POST",
+        "/sdk/v1/sessions/authenticate",
+        "sdk-sessions-authenticate",
+        LOGIN,
+        Frontend,
+    ),
+    route(
+        SdkSessionsRevoke,
+        "POST",
+        "/sdk/v1/sessions/revoke",
+        "sdk-sessions-revoke",
+        LOGIN,
+        Frontend,
+    ),
+    route(
+        SdkUsersMe,
+        "GET",
+        "/sdk/v1/users/me",
+        "sdk-users-me",
+        LOGIN,
+        Frontend,
+    ),
+    route(
+        SdkEvents,
+        "POST",
+        "/sdk/v1/events",
+        "sdk-events",
+        LOGIN,
+        Frontend,
+    ),
+    route(
+        SdkPreflight,
+        "OPTIONS",
+        "/sdk/v1/{proxy+}",
+        "sdk-preflight",
+        LOGIN,
+        Frontend,
+    ),
 ];
 
 impl RouteId {
@@ -382,7 +513,15 @@ pub fn match_path(template: &str, path: &str) -> Option<Vec<(String, String)>> {
         match (template_parts.next(), path_parts.next()) {
             (None, None) => return Some(params),
             (Some(t), Some(p)) => {
-                if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix("+}")) {
+                    // A greedy parameter (`{proxy+}`, last): the rest of the path.
+                    let rest: Vec<&str> = std::iter::once(p).chain(path_parts).collect();
+                    if rest.iter().any(|part| part.is_empty()) {
+                        return None;
+                    }
+                    params.push((name.to_owned(), rest.join("/")));
+                    return Some(params);
+                } else if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
                     if p.is_empty() {
                         return None;
                     }
@@ -461,6 +600,19 @@ mod tests {
             RouteMatch::MethodNotAllowed
         );
         assert_eq!(find_route("GET", "/v1/nothing"), RouteMatch::NotFound);
+        assert_eq!(
+            find_route("OPTIONS", "/sdk/v1/otps/sms/login_or_create"),
+            RouteMatch::Found(
+                SdkPreflight.route(),
+                vec![("proxy".into(), "otps/sms/login_or_create".into())]
+            )
+        );
+        assert_eq!(
+            find_route("POST", "/sdk/v1/otps/authenticate"),
+            RouteMatch::Found(SdkOtpAuthenticate.route(), vec![])
+        );
+        assert_eq!(find_route("OPTIONS", "/sdk/v1/"), RouteMatch::NotFound);
+        assert_eq!(find_route("OPTIONS", "/sdk/v1//x"), RouteMatch::NotFound);
         assert_eq!(
             find_route("GET", "/v2/session/apps//secrets"),
             RouteMatch::NotFound

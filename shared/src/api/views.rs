@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 
 use crate::clock::Timestamp;
 use crate::model::{
-    App, AppSecret, LoginConfig, SigningKey, Template, TestIdentifier, User, UserStatus,
+    App, AppSecret, FrontendSettings, LoginConfig, PublicToken, SigningKey, Template,
+    TestIdentifier, User, UserStatus,
 };
 
 pub fn app_view(app: &App) -> Value {
@@ -13,6 +14,19 @@ pub fn app_view(app: &App) -> Value {
 
 pub fn secret_view(secret: &AppSecret) -> Value {
     json!({"secret_id": secret.id, "created_at": secret.created_at, "last_used_at": secret.last_used_at})
+}
+
+pub fn public_token_view(token: &PublicToken) -> Value {
+    json!({"public_token": token.token, "created_at": token.created_at})
+}
+
+/// The frontend settings without their tokens (listed on their own route).
+pub fn frontend_settings_view(settings: &FrontendSettings) -> Value {
+    json!({
+        "authorized_origins": settings.authorized_origins,
+        "max_session_duration_minutes": settings.max_session_minutes,
+        "public_sends_per_hour": settings.public_sends_per_hour,
+    })
 }
 
 pub fn config_view(config: &LoginConfig) -> Value {

@@ -25,6 +25,8 @@ struct Entry {
 pub struct AppCache {
     ttl_seconds: i64,
     entries: Mutex<HashMap<AppId, Entry>>,
+    /// Which app a public token names, as read at a time (kept like the apps' data).
+    public_tokens: Mutex<HashMap<String, (Timestamp, AppId)>>,
 }
 
 impl std::fmt::Debug for AppCache {
@@ -38,6 +40,7 @@ impl AppCache {
         AppCache {
             ttl_seconds: ttl_seconds.max(0),
             entries: Mutex::new(HashMap::new()),
+            public_tokens: Mutex::new(HashMap::new()),
         }
     }
 
@@ -81,9 +84,46 @@ impl AppCache {
         Ok(Some(data))
     }
 
-    /// Forgets the app (after a change through the management API).
+    /// The app a public token names, as of at most `ttl_seconds` before `now`. `None`: no app
+    /// (not remembered, so a new token works at once). The caller still checks that the app's
+    /// data lists the token: a deleted token is refused once the app's entry is fresh again.
+    pub async fn app_for_public_token(
+        &self,
+        store: &dyn AppStore,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<Option<AppId>, StoreError> {
+        let tokens = || self.public_tokens.lock().unwrap_or_else(|p| p.into_inner());
+        if self.ttl_seconds > 0
+            && let Some((read_at, app_id)) = tokens().get(token)
+            && now.seconds() - read_at.seconds() < self.ttl_seconds
+            && *read_at <= now
+        {
+            return Ok(Some(app_id.clone()));
+        }
+        let found = store.find_public_token(token).await?;
+        let mut tokens = tokens();
+        match &found {
+            Some(app_id) if self.ttl_seconds > 0 => {
+                if tokens.len() >= MAX_ENTRIES {
+                    tokens.clear();
+                }
+                tokens.insert(token.to_owned(), (now, app_id.clone()));
+            }
+            _ => {
+                tokens.remove(token);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Forgets the app and its public tokens (after a change through the management API).
     pub fn invalidate(&self, app_id: &AppId) {
         self.entries().remove(app_id);
+        self.public_tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (_, id)| id != app_id);
     }
 
     /// Notes that a secret's `last_used_at` was written, so that this instance does not write

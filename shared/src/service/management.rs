@@ -16,7 +16,7 @@ use crate::model::{App, AppSecret, Channel, LoginConfig, Template, TestIdentifie
 use crate::ports::{AppData, CommitError, CommitToken, Record, Write, WriteError};
 use crate::service::commit::Snapshot;
 use crate::service::decide::budget;
-use crate::service::{Deps, signing};
+use crate::service::{Deps, frontend, signing};
 use crate::templates::{MAX_SMS_CHARS, Placeholders, substitute};
 use crate::text::{check_multi_line, check_single_line};
 
@@ -28,7 +28,17 @@ fn app_not_found() -> Error {
     Error::NotFound("no app has that id".into())
 }
 
-pub async fn create_app(deps: &Deps, name: &str) -> Result<(App, String, SecretId), Error> {
+/// A new app with the credentials shown only now (the secret) or listed later (the public
+/// token).
+#[derive(Debug)]
+pub struct CreatedApp {
+    pub app: App,
+    pub secret: String,
+    pub secret_id: SecretId,
+    pub public_token: String,
+}
+
+pub async fn create_app(deps: &Deps, name: &str) -> Result<CreatedApp, Error> {
     let name = name.trim();
     let length = name.chars().count();
     if !(1..=100).contains(&length) {
@@ -43,11 +53,22 @@ pub async fn create_app(deps: &Deps, name: &str) -> Result<(App, String, SecretI
     };
     let (secret, record) = new_secret_record(deps, &app.id, now);
     let signing_key = signing::new_signing_key(deps, &app.id, now)?;
+    let frontend = frontend::initial_settings(deps, now);
     deps.apps
-        .create_app(&app, &record, std::slice::from_ref(&signing_key))
+        .create_app(&app, &record, std::slice::from_ref(&signing_key), &frontend)
         .await?;
     tracing::info!(app_id = %app.id, "app created");
-    Ok((app, secret, record.id))
+    let public_token = frontend
+        .public_tokens
+        .first()
+        .map(|t| t.token.clone())
+        .unwrap_or_default();
+    Ok(CreatedApp {
+        app,
+        secret,
+        secret_id: record.id,
+        public_token,
+    })
 }
 
 fn new_secret_record(deps: &Deps, app_id: &AppId, now: Timestamp) -> (String, AppSecret) {

@@ -19,6 +19,7 @@ pub use app_cache::AppCache;
 pub mod app_cache;
 pub mod commit;
 pub mod decide;
+pub mod frontend;
 pub mod management;
 pub mod otp;
 pub mod sessions;
@@ -120,6 +121,9 @@ pub struct Settings {
     pub limits: Limits,
     /// How long a warm instance keeps an app's credentials and settings (0: not at all).
     pub app_cache_seconds: i64,
+    /// The development server: public tokens made here are `public-token-test-…` (a
+    /// deployment's are `public-token-live-…`; both are accepted everywhere).
+    pub test_environment: bool,
 }
 
 /// The app cache's lifetime when the deployment does not set `APP_CACHE_SECONDS`.

@@ -14,7 +14,7 @@ use crate::service::commit::{Decision, Snapshot, decide_and_commit};
 use crate::service::{Deps, signing};
 
 pub const SESSION_CLAIM: &str = "https://stytch.com/session";
-const MIN_SESSION_MINUTES: i64 = 5;
+pub const MIN_SESSION_MINUTES: i64 = 5;
 pub const MAX_SESSION_MINUTES: i64 = 527_040;
 const MAX_CUSTOM_CLAIMS_BYTES: usize = 4096;
 const RESERVED_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];

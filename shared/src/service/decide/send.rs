@@ -49,6 +49,8 @@ pub struct SendRequest {
     pub signup_template_id: Option<String>,
     /// The end user's IP address (`attributes.ip_address`), for the per-IP send limit.
     pub ip_address: Option<String>,
+    /// A send through the frontend API: the app's limit on those per hour.
+    pub public_sends_per_hour: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +190,28 @@ pub fn counter_rules(
     rules
 }
 
+/// The counters of a send: `counter_rules`, and for a send through the frontend API the app's
+/// counter of those (one sliding hour).
+pub fn send_rules(app_id: &AppId, request: &SendRequest, limits: &Limits) -> Vec<CounterRule> {
+    let mut rules = counter_rules(
+        app_id,
+        &request.identifier,
+        request.ip_address.as_deref(),
+        limits,
+    );
+    if let Some(per_hour) = request.public_sends_per_hour {
+        rules.push(CounterRule {
+            key: format!("public#{app_id}"),
+            limits: vec![Limit {
+                // Never 0: a full window needs a hit to age out of it.
+                max: per_hour.max(1),
+                window_seconds: 3600,
+            }],
+        });
+    }
+    rules
+}
+
 /// Everything a send reads, in one batch: who holds the identifier, whether it is a test
 /// identifier, the send counters, and the target (user, or session and its user).
 pub fn keys_to_load(
@@ -208,14 +232,9 @@ pub fn keys_to_load(
         },
     ];
     keys.extend(
-        counter_rules(
-            app_id,
-            &request.identifier,
-            request.ip_address.as_deref(),
-            limits,
-        )
-        .into_iter()
-        .map(|rule| Key::Counter { key: rule.key }),
+        send_rules(app_id, request, limits)
+            .into_iter()
+            .map(|rule| Key::Counter { key: rule.key }),
     );
     if let Identifier::Phone(number) = &request.identifier {
         keys.extend(budget::floor_keys(app_id, number, now));
@@ -553,12 +572,7 @@ fn decide(
     let mut writes = Vec::new();
     let mut counters = Vec::new();
     if test.is_none() {
-        let rules = counter_rules(
-            app_id,
-            identifier,
-            request.ip_address.as_deref(),
-            ctx.limits,
-        );
+        let rules = send_rules(app_id, request, ctx.limits);
         let current: Vec<_> = rules
             .iter()
             .map(|rule| snapshot.counter(&rule.key).flatten())

@@ -58,6 +58,7 @@ impl World {
                 sms_countries: None,
                 sms_budgets: None,
                 signing_keys: Vec::new(),
+                frontend: Default::default(),
             },
             limits: Limits {
                 send: SendLimits {
@@ -148,6 +149,7 @@ fn login_or_create(identifier: Identifier) -> SendRequest {
         login_template_id: None,
         signup_template_id: None,
         ip_address: None,
+        public_sends_per_hour: None,
     }
 }
 

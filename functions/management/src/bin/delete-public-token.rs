@@ -1,0 +1,8 @@
+//! `DELETE /v2/session/apps/{app_id}/public_tokens/{public_token}`
+
+use shared::api::RouteId;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    function_runtime::serve(RouteId::DeletePublicToken).await
+}
