@@ -2,8 +2,9 @@
 # Runs every test from a clean clone: formatting and lints (Rust and template.yaml), the Rust
 # suites (domain, store contract on both adapters, handlers from events/, the AWS adapters and
 # the full login flow against moto), then the official Stytch Python and Node SDKs against the
-# local server. Installs what it needs (.venv, .venv-sam from PyPI; tests/node from npm);
-# leaves nothing running.
+# local server, then the login page (web/dist is its build; the page in Chromium). Installs what
+# it needs (.venv, .venv-sam from PyPI; tests/node, web, tests/browser from npm; Chromium from
+# Debian when missing); leaves nothing running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,3 +40,16 @@ cargo build --locked --bin local-api
 export LOCAL_API_BIN="$PWD/target/debug/local-api"
 .venv/bin/python -m pytest -q tests/sdk
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error && npm test)
+
+step "Login page: web/dist is the build of web/src (npm ci, npm run build, no difference)"
+(cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+if [ -n "$(git status --porcelain -- web/dist)" ]; then
+  git status --short -- web/dist
+  echo "web/dist is not the build of web/src: run 'npm run build' in web/ and commit web/dist" >&2
+  exit 1
+fi
+
+step "Login page in Chromium (playwright-core, the system Chromium) against the local server"
+command -v chromium >/dev/null ||
+  (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && npm test)

@@ -1,6 +1,8 @@
 //! `cargo run --release --bin local-api`: every endpoint of the contract on 127.0.0.1:3000 (or
 //! `PORT`), served by the same handlers as the Lambda functions, on in-memory adapters, with the
-//! outbox at `GET /_dev/outbox`.
+//! outbox at `GET /_dev/outbox` and the login page at `GET /` (`web/dist`, see `page`).
+
+mod page;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +36,8 @@ struct Server {
     deps: Deps,
     /// The development outbox; absent on the AWS backend, where messages go to SNS and SES.
     outbox: Option<Arc<Outbox>>,
+    /// The body of `GET /config.js` for the login page.
+    config_js: String,
 }
 
 fn query_map(query: Option<&str>) -> HashMap<String, String> {
@@ -123,6 +127,11 @@ async fn serve(State(server): State<Arc<Server>>, request: Request) -> Response 
         if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
             headers.insert("x-request-id", value);
         }
+        return response;
+    }
+    if (parts.method == Method::GET || parts.method == Method::HEAD)
+        && let Some(response) = page::serve(&path, &server.config_js)
+    {
         return response;
     }
     let (route, params) = match find_route(parts.method.as_str(), &path) {
@@ -324,7 +333,17 @@ async fn main() {
     let development_app = create_development_app(&deps, port)
         .await
         .unwrap_or_else(|e| fail(format!("could not create the development app: {e}")));
-    let server = Arc::new(Server { deps, outbox });
+    let config_js = page::config_js(&page::PageConfig {
+        public_token: Some(&development_app.public_token),
+        api_base: &public_base_url,
+        dev_outbox: outbox.is_some(),
+        send_cooldown_seconds: deps.settings.limits.send.cooldown_seconds,
+    });
+    let server = Arc::new(Server {
+        deps,
+        outbox,
+        config_js,
+    });
     let router = Router::new()
         .fallback(serve)
         .with_state(server.clone())
@@ -350,6 +369,7 @@ async fn main() {
     if server.outbox.is_some() {
         println!("outbox: {public_base_url}/_dev/outbox");
     }
+    println!("login page: {public_base_url}/");
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -382,6 +402,12 @@ mod tests {
         Arc::new(Server {
             deps: in_memory.deps,
             outbox: Some(in_memory.outbox),
+            config_js: page::config_js(&page::PageConfig {
+                public_token: Some("public-token-test-local"),
+                api_base: "http://127.0.0.1:3000",
+                dev_outbox: true,
+                send_cooldown_seconds: 30,
+            }),
         })
     }
 
@@ -425,6 +451,47 @@ mod tests {
             );
         }
         assert!(!is_loopback_host(None));
+    }
+
+    #[tokio::test]
+    async fn the_login_page_and_its_config_are_served_uncached_outside_the_api_routes() {
+        let server = server();
+        for (path, content_type) in [
+            ("/", "text/html; charset=utf-8"),
+            ("/index.html", "text/html; charset=utf-8"),
+            ("/login.js", "text/javascript; charset=utf-8"),
+            ("/style.css", "text/css; charset=utf-8"),
+            ("/config.js", "text/javascript; charset=utf-8"),
+        ] {
+            assert!(
+                matches!(find_route("GET", path), RouteMatch::NotFound),
+                "{path} is not an API route"
+            );
+            let response = get(&server, Method::GET, path, "127.0.0.1:3000").await;
+            assert_eq!(response.status(), http::StatusCode::OK, "{path}");
+            let headers = response.headers();
+            assert_eq!(
+                headers.get(header::CONTENT_TYPE),
+                Some(&HeaderValue::from_static(content_type)),
+                "{path}"
+            );
+            assert_eq!(
+                headers.get(header::CACHE_CONTROL),
+                Some(&HeaderValue::from_static("no-store")),
+                "{path}"
+            );
+        }
+        let config = get(&server, Method::GET, "/config.js", "127.0.0.1:3000").await;
+        let body = to_bytes(config.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let body = String::from_utf8(body.to_vec()).expect("utf-8");
+        assert!(
+            body.contains(r#""publicToken":"public-token-test-local""#),
+            "{body}"
+        );
+        let not_allowed = get(&server, Method::POST, "/", "127.0.0.1:3000").await;
+        assert_ne!(not_allowed.status(), http::StatusCode::OK);
     }
 
     #[tokio::test]
