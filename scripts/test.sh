@@ -2,7 +2,8 @@
 # Runs every test from a clean clone: formatting and lints (Rust and template.yaml), the Rust
 # suites (domain, store contract on both adapters, handlers from events/, the AWS adapters and
 # the full login flow against moto), then the official Stytch Python and Node SDKs against the
-# local server. Installs what it needs (.venv, .venv-sam from PyPI; tests/node from npm);
+# local server, then Schemathesis with openapi.json against it. Installs what it needs (.venv,
+# .venv-sam, .venv-schemathesis from PyPI; tests/node from npm);
 # leaves nothing running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,3 +40,6 @@ cargo build --locked --bin local-api
 export LOCAL_API_BIN="$PWD/target/debug/local-api"
 .venv/bin/python -m pytest -q tests/sdk
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error && npm test)
+
+step "Schemathesis against the local server with the committed openapi.json (bounded)"
+scripts/schemathesis.sh
