@@ -2,9 +2,10 @@
 # Runs every test from a clean clone: formatting and lints (Rust and template.yaml), the Rust
 # suites (domain, store contract on both adapters, handlers from events/, the AWS adapters and
 # the full login flow against moto), then the official Stytch Python and Node SDKs against the
-# local server, then the login page (web/dist is its build; the page in Chromium). Installs what
-# it needs (.venv, .venv-sam from PyPI; tests/node, web, tests/browser from npm; Chromium from
-# Debian when missing); leaves nothing running.
+# local server, then the login page (web/dist is its build; the page in Chromium), then
+# Schemathesis with openapi.json against the local server. Installs what it needs (.venv,
+# .venv-sam, .venv-schemathesis from PyPI; tests/node, web, tests/browser from npm; Chromium
+# from Debian when missing); leaves nothing running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,3 +54,6 @@ step "Login page in Chromium (playwright-core, the system Chromium) against the 
 command -v chromium >/dev/null ||
   (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && npm test)
+
+step "Schemathesis against the local server with the committed openapi.json (bounded)"
+scripts/schemathesis.sh

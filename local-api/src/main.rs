@@ -107,6 +107,31 @@ fn is_loopback_host(host: Option<&HeaderValue>) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The OpenAPI description of the routes (the committed `openapi.json`, generated anew): a
+/// path outside `ROUTES`, served by the local server alone.
+fn openapi_response(server: &Server) -> Response {
+    let (status, body) = match shared::api::openapi::document_text() {
+        Ok(text) => (http::StatusCode::OK, text),
+        Err(conflicts) => (
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": format!("schema name conflicts: {conflicts:?}")}).to_string(),
+        ),
+    };
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let request_id = RequestId::generate(server.deps.random.as_ref());
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        headers.insert("x-request-id", value);
+    }
+    response
+}
+
 async fn serve(State(server): State<Arc<Server>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
@@ -133,6 +158,9 @@ async fn serve(State(server): State<Arc<Server>>, request: Request) -> Response 
         && let Some(response) = page::serve(&path, &server.config_js)
     {
         return response;
+    }
+    if path == "/openapi.json" && parts.method == Method::GET {
+        return openapi_response(&server);
     }
     let (route, params) = match find_route(parts.method.as_str(), &path) {
         RouteMatch::Found(route, params) => (route, params),
@@ -419,6 +447,28 @@ mod tests {
             .body(Body::empty())
             .expect("request");
         serve(State(server.clone()), request).await
+    }
+
+    #[tokio::test]
+    async fn the_openapi_document_is_served_as_committed() {
+        let server = server();
+        let response = get(&server, Method::GET, "/openapi.json", "127.0.0.1:3000").await;
+        assert_eq!(response.status(), http::StatusCode::OK);
+        let headers = response.headers().clone();
+        assert_eq!(
+            headers.get(header::CONTENT_TYPE),
+            Some(&HeaderValue::from_static("application/json"))
+        );
+        assert_eq!(
+            headers.get(header::CACHE_CONTROL),
+            Some(&HeaderValue::from_static("no-store"))
+        );
+        assert!(headers.contains_key("x-request-id"));
+        let body = to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let committed = include_str!("../../openapi.json");
+        assert_eq!(String::from_utf8_lossy(&body), committed);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::crypto::sha256;
 
 /// A public key in JWKS form, with the fields the contract lists.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Jwk {
     pub kty: &'static str,
     #[serde(rename = "use")]

@@ -1,6 +1,7 @@
 //! The records the service keeps. Secrets, codes and tokens appear only as hashes.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::clock::Timestamp;
 use crate::crypto::Hash32;
@@ -10,7 +11,7 @@ use crate::ids::{
     TestIdentifierId, UserId,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Sms,
@@ -196,7 +197,7 @@ pub struct TestIdentifier {
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UserStatus {
     Active,
@@ -466,7 +467,7 @@ pub struct SendCounter {
     pub hits: Vec<Timestamp>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SessionAttributes {
     pub ip_address: String,
     pub user_agent: String,
@@ -501,7 +502,7 @@ impl Session {
 }
 
 /// At most so many SMS codes per hour and per day (`None` or left out: no limit).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct WindowLimits {
     pub hour: Option<u32>,
@@ -511,7 +512,7 @@ pub struct WindowLimits {
 /// The verification floor: SMS to a region pauses when, over the window (this UTC day and the
 /// one before), at least `min_sent` codes were sent there and fewer than `min_rate_percent` of
 /// them were verified: codes sent and never entered are the signature of SMS pumping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VerificationFloor {
     pub min_rate_percent: u32,
     pub min_sent: u32,
@@ -521,7 +522,7 @@ pub struct VerificationFloor {
 /// region (the number's ISO country) and per number prefix (its first `prefix_digits` digits,
 /// country code included), and the verification floor per region. Test identifiers use none.
 /// A field left out of a request takes its default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct SmsBudgets {
     pub app: WindowLimits,

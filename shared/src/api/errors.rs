@@ -1,7 +1,9 @@
 //! The one place where errors become HTTP: status, `error_type`/`code`, and body shape.
 
 use http::StatusCode;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::error::Error;
 
@@ -119,6 +121,52 @@ pub fn retry_after_seconds(error: &Error) -> Option<u64> {
     }
 }
 
+/// The Stytch error body (Login API, JWKS, frontend API).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginErrorBody {
+    pub status_code: u16,
+    pub request_id: String,
+    pub error_type: String,
+    pub error_message: String,
+    pub error_url: String,
+    /// Wrong codes left before the user is locked (`otp_code_not_found` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts_remaining: Option<u32>,
+    /// The same as the `Retry-After` header (429 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
+    /// Frontend API only: `attempts_remaining` and `retry_after_seconds` again, where the
+    /// frontend SDK's error object keeps them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_details: Option<ErrorDetails>,
+}
+
+/// The extra fields of an error, as the frontend SDK reads them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetails {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts_remaining: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
+}
+
+/// The Prelude error body (Management API).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ManagementErrorBody {
+    pub code: String,
+    pub status: String,
+    pub message: String,
+    pub request_id: String,
+    /// The same as the `Retry-After` header (429 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
+}
+
+fn to_json<T: Serialize>(body: &T) -> Value {
+    // Plain strings and numbers: serializing them cannot fail.
+    serde_json::to_value(body).unwrap_or(Value::Null)
+}
+
 /// The Stytch error body; `error_url` points into this deployment's errors reference
 /// (`docs::ERRORS_PATH` below `public_base_url`).
 pub fn login_error_body(
@@ -127,23 +175,21 @@ pub fn login_error_body(
     public_base_url: &str,
 ) -> (StatusCode, Value) {
     let (status, error_type) = login_error(error);
-    let mut body = json!({
-        "status_code": status.as_u16(),
-        "request_id": request_id,
-        "error_type": error_type,
-        "error_message": public_message(error),
-        "error_url": super::docs::error_url(public_base_url, error_type),
-    });
-    if let Error::OtpCodeNotFound {
-        attempts_remaining: Some(remaining),
-    } = error
-    {
-        body["attempts_remaining"] = json!(remaining);
-    }
-    if let Some(seconds) = retry_after_seconds(error) {
-        body["retry_after_seconds"] = json!(seconds);
-    }
-    (status, body)
+    let attempts_remaining = match error {
+        Error::OtpCodeNotFound { attempts_remaining } => *attempts_remaining,
+        _ => None,
+    };
+    let body = LoginErrorBody {
+        status_code: status.as_u16(),
+        request_id: request_id.to_owned(),
+        error_type: error_type.to_owned(),
+        error_message: public_message(error),
+        error_url: super::docs::error_url(public_base_url, error_type),
+        attempts_remaining,
+        retry_after_seconds: retry_after_seconds(error),
+        error_details: None,
+    };
+    (status, to_json(&body))
 }
 
 pub fn management_error_body(error: &Error, request_id: &str) -> (StatusCode, Value) {
@@ -154,14 +200,12 @@ pub fn management_error_body(error: &Error, request_id: &str) -> (StatusCode, Va
     } else {
         code
     };
-    let mut body = json!({
-        "code": code,
-        "status": status_word,
-        "message": public_message(error),
-        "request_id": request_id,
-    });
-    if let Some(seconds) = retry_after_seconds(error) {
-        body["retry_after_seconds"] = json!(seconds);
-    }
-    (status, body)
+    let body = ManagementErrorBody {
+        code: code.to_owned(),
+        status: status_word.to_owned(),
+        message: public_message(error),
+        request_id: request_id.to_owned(),
+        retry_after_seconds: retry_after_seconds(error),
+    };
+    (status, to_json(&body))
 }

@@ -11,9 +11,11 @@
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 
+use super::login::{EmptyResponse, OtpAuthenticateResponse, SessionsAuthenticateResponse};
 use super::views::user_view;
 use super::{
     Answer, ApiRequest, MAX_BODY_BYTES, RouteId, basic_credentials, is_json_content_type,
@@ -21,7 +23,7 @@ use super::{
 };
 use crate::error::Error;
 use crate::identifiers::{EmailAddress, Identifier, IpAddress, PhoneNumber};
-use crate::ids::RequestId;
+use crate::ids::{RequestId, UserId};
 use crate::model::SessionAttributes;
 use crate::ports::AppData;
 use crate::service::frontend::{authenticate_public_token, check_origin, check_session_minutes};
@@ -125,8 +127,9 @@ async fn caller(
     ))
 }
 
-#[derive(Debug, Deserialize)]
-struct SendBody {
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = SdkOtpSendRequest)]
+pub(crate) struct SendBody {
     phone_number: Option<String>,
     email: Option<String>,
     expiration_minutes: Option<i64>,
@@ -135,16 +138,78 @@ struct SendBody {
     signup_template_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct AuthenticateBody {
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = SdkOtpAuthenticateRequest)]
+pub(crate) struct AuthenticateBody {
     token: String,
     method_id: String,
     session_duration_minutes: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
-struct SessionsAuthenticateBody {
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = SdkSessionsAuthenticateRequest)]
+pub(crate) struct SessionsAuthenticateBody {
     session_duration_minutes: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = SdkSmsLoginOrCreateResponse)]
+pub(crate) struct SmsLoginOrCreateResponse {
+    user_id: UserId,
+    method_id: String,
+    phone_id: String,
+    user_created: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = SdkEmailLoginOrCreateResponse)]
+pub(crate) struct EmailLoginOrCreateResponse {
+    user_id: UserId,
+    method_id: String,
+    email_id: String,
+    user_created: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CaptchaSettings {
+    enabled: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RbacPolicy {
+    #[schema(value_type = Vec<Object>)]
+    roles: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    resources: Vec<Value>,
+}
+
+/// What the SDK reads of a project (the fields it maps, most of them off or empty here).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct BootstrapResponse {
+    project_name: String,
+    disable_sdk_watermark: bool,
+    cname_domain: Option<String>,
+    email_domains: Vec<String>,
+    captcha_settings: CaptchaSettings,
+    dfp_protected_auth_enabled: bool,
+    dfp_protected_auth_mode: Option<String>,
+    pkce_required_for_email_magic_links: bool,
+    pkce_required_for_password_resets: bool,
+    pkce_required_for_oauth: bool,
+    pkce_required_for_sso: bool,
+    slug_pattern: Option<String>,
+    create_organization_enabled: bool,
+    #[schema(value_type = Option<Object>)]
+    password_config: Option<Map<String, Value>>,
+    siwe_required_for_crypto_wallets: bool,
+    vertical: &'static str,
+    rbac_policy: RbacPolicy,
+}
+
+/// A typed answer as the JSON the `{"data"}` envelope wraps.
+fn to_value<T: Serialize>(body: T) -> Result<Value, Error> {
+    serde_json::to_value(body)
+        .map_err(|e| Error::Internal(format!("response body not serializable: {e}")))
 }
 
 fn required(value: Option<String>, field: &str) -> Result<String, Error> {
@@ -190,13 +255,22 @@ async fn send(
         },
     )
     .await?;
-    let method_field = if sms { "phone_id" } else { "email_id" };
-    Ok(json!({
-        "user_id": outcome.user_id,
-        "method_id": outcome.method_id.as_str(),
-        method_field: outcome.method_id.as_str(),
-        "user_created": outcome.user_created,
-    }))
+    let method_id = outcome.method_id.as_str().to_owned();
+    if sms {
+        to_value(SmsLoginOrCreateResponse {
+            user_id: outcome.user_id,
+            method_id: method_id.clone(),
+            phone_id: method_id,
+            user_created: outcome.user_created,
+        })
+    } else {
+        to_value(EmailLoginOrCreateResponse {
+            user_id: outcome.user_id,
+            method_id: method_id.clone(),
+            email_id: method_id,
+            user_created: outcome.user_created,
+        })
+    }
 }
 
 async fn authenticate_otp(
@@ -229,15 +303,15 @@ async fn authenticate_otp(
     let issued = outcome
         .session
         .ok_or_else(|| Error::Internal("a frontend login started no session".into()))?;
-    Ok(json!({
-        "user_id": outcome.user.id,
-        "method_id": outcome.method_id.as_str(),
-        "session_token": issued.token,
-        "session_jwt": issued.jwt,
-        "session": session_view(&issued.session),
-        "user": user_view(&outcome.user, deps.clock.now()),
-        "reset_sessions": outcome.reset_sessions,
-    }))
+    to_value(OtpAuthenticateResponse {
+        user_id: outcome.user.id.clone(),
+        method_id: outcome.method_id.as_str().to_owned(),
+        session_token: issued.token,
+        session_jwt: issued.jwt,
+        session: Some(session_view(&issued.session)),
+        user: user_view(&outcome.user, deps.clock.now()),
+        reset_sessions: outcome.reset_sessions,
+    })
 }
 
 /// The session of the caller's token (extended when `minutes` is given), with a fresh JWT.
@@ -263,26 +337,29 @@ async fn current_session(
 /// What the SDK reads of a project: captcha and device fingerprinting off, and every field it
 /// maps present (a missing `password_config` makes it drop the whole answer, a missing
 /// `captcha_settings` stops every login).
-fn bootstrap(app: &AppData) -> Value {
-    json!({
-        "project_name": app.app.name,
-        "disable_sdk_watermark": true,
-        "cname_domain": null,
-        "email_domains": [],
-        "captcha_settings": {"enabled": false},
-        "dfp_protected_auth_enabled": false,
-        "dfp_protected_auth_mode": null,
-        "pkce_required_for_email_magic_links": false,
-        "pkce_required_for_password_resets": false,
-        "pkce_required_for_oauth": false,
-        "pkce_required_for_sso": false,
-        "slug_pattern": null,
-        "create_organization_enabled": false,
-        "password_config": null,
-        "siwe_required_for_crypto_wallets": false,
-        "vertical": "CONSUMER",
-        "rbac_policy": {"roles": [], "resources": []},
-    })
+fn bootstrap(app: &AppData) -> BootstrapResponse {
+    BootstrapResponse {
+        project_name: app.app.name.clone(),
+        disable_sdk_watermark: true,
+        cname_domain: None,
+        email_domains: Vec::new(),
+        captcha_settings: CaptchaSettings { enabled: false },
+        dfp_protected_auth_enabled: false,
+        dfp_protected_auth_mode: None,
+        pkce_required_for_email_magic_links: false,
+        pkce_required_for_password_resets: false,
+        pkce_required_for_oauth: false,
+        pkce_required_for_sso: false,
+        slug_pattern: None,
+        create_organization_enabled: false,
+        password_config: None,
+        siwe_required_for_crypto_wallets: false,
+        vertical: "CONSUMER",
+        rbac_policy: RbacPolicy {
+            roles: Vec::new(),
+            resources: Vec::new(),
+        },
+    }
 }
 
 async fn dispatch(
@@ -292,7 +369,7 @@ async fn dispatch(
     request: &ApiRequest,
 ) -> Result<Value, Error> {
     match route {
-        RouteId::SdkBootstrap => Ok(bootstrap(&caller.app)),
+        RouteId::SdkBootstrap => to_value(bootstrap(&caller.app)),
         RouteId::SdkSmsLoginOrCreate => send(deps, caller, request, true).await,
         RouteId::SdkEmailLoginOrCreate => send(deps, caller, request, false).await,
         RouteId::SdkOtpAuthenticate => authenticate_otp(deps, caller, request).await,
@@ -300,12 +377,12 @@ async fn dispatch(
             let body: SessionsAuthenticateBody = parse_json(request)?;
             let (issued, user) =
                 current_session(deps, caller, body.session_duration_minutes).await?;
-            Ok(json!({
-                "session": session_view(&issued.session),
-                "session_token": issued.token,
-                "session_jwt": issued.jwt,
-                "user": user_view(&user, deps.clock.now()),
-            }))
+            to_value(SessionsAuthenticateResponse {
+                session: session_view(&issued.session),
+                session_token: issued.token,
+                session_jwt: issued.jwt,
+                user: user_view(&user, deps.clock.now()),
+            })
         }
         RouteId::SdkSessionsRevoke => {
             let token = caller.session_token()?;
@@ -318,12 +395,12 @@ async fn dispatch(
                 None,
             )
             .await?;
-            Ok(json!({}))
+            to_value(EmptyResponse {})
         }
         RouteId::SdkUsersMe => {
             let (_, user) = current_session(deps, caller, None).await?;
             // The SDK reads the user flattened into `data`.
-            Ok(user_view(&user, deps.clock.now()))
+            to_value(user_view(&user, deps.clock.now()))
         }
         other => Err(Error::Internal(format!(
             "{other:?} is not a frontend route"

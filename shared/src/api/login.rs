@@ -1,23 +1,27 @@
 //! Login API handlers (the Stytch dialect): parse, call the use case, shape the reply.
 
 use http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-use super::views::user_view;
+use super::views::{UserView, user_view};
 use super::{ApiRequest, Caller, Reply, RouteId, parse_json};
 use crate::error::Error;
 use crate::identifiers::{EmailAddress, Identifier, IpAddress, PhoneNumber};
-use crate::ids::AppId;
+use crate::ids::{AppId, UserId};
+use crate::jwt::Jwk;
 use crate::model::SessionAttributes;
-use crate::service::otp::{self, AuthenticateRequest, SendMode, SendRequest, SendTarget};
-use crate::service::sessions::{self, session_view};
+use crate::service::otp::{
+    self, AuthenticateRequest, SendMode, SendOutcome, SendRequest, SendTarget,
+};
+use crate::service::sessions::{self, SessionView, session_view};
 use crate::service::signing;
 use crate::service::{Deps, users};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(default)]
-struct Attributes {
+pub(crate) struct Attributes {
     ip_address: Option<String>,
     user_agent: Option<String>,
 }
@@ -50,8 +54,9 @@ fn session_attributes(attributes: Option<Attributes>) -> Result<SessionAttribute
 }
 
 /// The body of all four send endpoints; which fields apply depends on the endpoint.
-#[derive(Debug, Deserialize)]
-struct SendBody {
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = OtpSendRequest)]
+pub(crate) struct SendBody {
     phone_number: Option<String>,
     email: Option<String>,
     expiration_minutes: Option<i64>,
@@ -66,34 +71,105 @@ struct SendBody {
     session_jwt: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct AuthenticateBody {
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = OtpAuthenticateRequest)]
+pub(crate) struct AuthenticateBody {
     method_id: String,
     code: String,
     session_duration_minutes: Option<i64>,
     session_token: Option<String>,
     session_jwt: Option<String>,
+    #[schema(value_type = Option<Object>)]
     session_custom_claims: Option<Map<String, Value>>,
     attributes: Option<Attributes>,
 }
 
-#[derive(Debug, Deserialize)]
-struct SessionsAuthenticateBody {
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = SessionsAuthenticateRequest)]
+pub(crate) struct SessionsAuthenticateBody {
     session_token: Option<String>,
     session_jwt: Option<String>,
     session_duration_minutes: Option<i64>,
+    #[schema(value_type = Option<Object>)]
     session_custom_claims: Option<Map<String, Value>>,
 }
 
-#[derive(Debug, Deserialize)]
-struct RevokeBody {
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = SessionsRevokeRequest)]
+pub(crate) struct RevokeBody {
     session_id: Option<String>,
     session_token: Option<String>,
     session_jwt: Option<String>,
 }
 
-fn ok(body: Value) -> Result<Reply, Error> {
-    Ok(Reply::Json(StatusCode::OK, body))
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SmsLoginOrCreateResponse {
+    user_id: UserId,
+    phone_id: String,
+    user_created: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SmsSendResponse {
+    user_id: UserId,
+    phone_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EmailLoginOrCreateResponse {
+    user_id: UserId,
+    email_id: String,
+    user_created: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EmailSendResponse {
+    user_id: UserId,
+    email_id: String,
+}
+
+/// A login: the session is `null` (and its token and JWT empty) when the code only verified a
+/// method without starting one.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct OtpAuthenticateResponse {
+    pub(crate) user_id: UserId,
+    pub(crate) method_id: String,
+    pub(crate) session_token: String,
+    pub(crate) session_jwt: String,
+    pub(crate) session: Option<SessionView>,
+    pub(crate) user: UserView,
+    pub(crate) reset_sessions: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SessionsAuthenticateResponse {
+    pub(crate) session: SessionView,
+    pub(crate) session_token: String,
+    pub(crate) session_jwt: String,
+    pub(crate) user: UserView,
+}
+
+/// Nothing but what every answer carries.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EmptyResponse {}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SessionsListResponse {
+    sessions: Vec<SessionView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct JwksResponse {
+    keys: Vec<Jwk>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UsersDeleteResponse {
+    user_id: UserId,
+}
+
+fn ok<T: Serialize>(body: T) -> Result<Reply, Error> {
+    Reply::typed(StatusCode::OK, &body)
 }
 
 fn required(value: Option<String>, field: &str) -> Result<String, Error> {
@@ -106,7 +182,7 @@ async fn send(
     request: &ApiRequest,
     sms: bool,
     login_or_create: bool,
-) -> Result<Reply, Error> {
+) -> Result<SendOutcome, Error> {
     let app = caller.app()?;
     let body: SendBody = parse_json(request)?;
     let attributes = session_attributes(body.attributes)?;
@@ -135,7 +211,7 @@ async fn send(
     } else {
         (body.login_template_id, body.signup_template_id)
     };
-    let outcome = otp::send_code(
+    otp::send_code(
         deps,
         app,
         &caller.request_id,
@@ -151,13 +227,7 @@ async fn send(
             public_sends_per_hour: None,
         },
     )
-    .await?;
-    let method_field = if sms { "phone_id" } else { "email_id" };
-    let mut reply = json!({"user_id": outcome.user_id, method_field: outcome.method_id.as_str()});
-    if login_or_create {
-        reply["user_created"] = json!(outcome.user_created);
-    }
-    ok(reply)
+    .await
 }
 
 async fn authenticate_otp(
@@ -187,19 +257,19 @@ async fn authenticate_otp(
         Some(issued) => (
             issued.token.clone(),
             issued.jwt.clone(),
-            session_view(&issued.session),
+            Some(session_view(&issued.session)),
         ),
-        None => (String::new(), String::new(), Value::Null),
+        None => (String::new(), String::new(), None),
     };
-    ok(json!({
-        "user_id": outcome.user.id,
-        "method_id": outcome.method_id.as_str(),
-        "session_token": token,
-        "session_jwt": jwt,
-        "session": session,
-        "user": user_view(&outcome.user, now),
-        "reset_sessions": outcome.reset_sessions,
-    }))
+    ok(OtpAuthenticateResponse {
+        user_id: outcome.user.id.clone(),
+        method_id: outcome.method_id.as_str().to_owned(),
+        session_token: token,
+        session_jwt: jwt,
+        session,
+        user: user_view(&outcome.user, now),
+        reset_sessions: outcome.reset_sessions,
+    })
 }
 
 /// The app's published public keys; an unknown app is `app_not_found`.
@@ -210,7 +280,9 @@ async fn jwks(deps: &Deps, app_id: &str) -> Result<Reply, Error> {
         None => None,
     };
     let app = app.ok_or(Error::AppNotFound)?;
-    ok(json!({"keys": signing::published_keys(deps, &app, now)?}))
+    ok(JwksResponse {
+        keys: signing::published_keys(deps, &app, now)?,
+    })
 }
 
 pub(super) async fn handle(
@@ -220,10 +292,36 @@ pub(super) async fn handle(
     request: &ApiRequest,
 ) -> Result<Reply, Error> {
     match route {
-        RouteId::SmsLoginOrCreate => send(deps, caller, request, true, true).await,
-        RouteId::SmsSend => send(deps, caller, request, true, false).await,
-        RouteId::EmailLoginOrCreate => send(deps, caller, request, false, true).await,
-        RouteId::EmailSend => send(deps, caller, request, false, false).await,
+        RouteId::SmsLoginOrCreate => {
+            let outcome = send(deps, caller, request, true, true).await?;
+            ok(SmsLoginOrCreateResponse {
+                user_id: outcome.user_id,
+                phone_id: outcome.method_id.as_str().to_owned(),
+                user_created: outcome.user_created,
+            })
+        }
+        RouteId::SmsSend => {
+            let outcome = send(deps, caller, request, true, false).await?;
+            ok(SmsSendResponse {
+                user_id: outcome.user_id,
+                phone_id: outcome.method_id.as_str().to_owned(),
+            })
+        }
+        RouteId::EmailLoginOrCreate => {
+            let outcome = send(deps, caller, request, false, true).await?;
+            ok(EmailLoginOrCreateResponse {
+                user_id: outcome.user_id,
+                email_id: outcome.method_id.as_str().to_owned(),
+                user_created: outcome.user_created,
+            })
+        }
+        RouteId::EmailSend => {
+            let outcome = send(deps, caller, request, false, false).await?;
+            ok(EmailSendResponse {
+                user_id: outcome.user_id,
+                email_id: outcome.method_id.as_str().to_owned(),
+            })
+        }
         RouteId::OtpAuthenticate => authenticate_otp(deps, caller, request).await,
         RouteId::SessionsAuthenticate => {
             let app = caller.app()?;
@@ -238,12 +336,12 @@ pub(super) async fn handle(
                 body.session_custom_claims.as_ref(),
             )
             .await?;
-            ok(json!({
-                "session": session_view(&issued.session),
-                "session_token": issued.token,
-                "session_jwt": issued.jwt,
-                "user": user_view(&user, deps.clock.now()),
-            }))
+            ok(SessionsAuthenticateResponse {
+                session: session_view(&issued.session),
+                session_token: issued.token,
+                session_jwt: issued.jwt,
+                user: user_view(&user, deps.clock.now()),
+            })
         }
         RouteId::SessionsRevoke => {
             let app = caller.app()?;
@@ -257,7 +355,7 @@ pub(super) async fn handle(
                 body.session_jwt.as_deref(),
             )
             .await?;
-            ok(json!({}))
+            ok(EmptyResponse {})
         }
         RouteId::SessionsList => {
             let app = caller.app()?;
@@ -265,7 +363,9 @@ pub(super) async fn handle(
                 Error::BadRequest("the query parameter user_id is required".into())
             })?;
             let list = sessions::list(deps, &app.app.id, user_id).await?;
-            ok(json!({"sessions": list.iter().map(session_view).collect::<Vec<_>>()}))
+            ok(SessionsListResponse {
+                sessions: list.iter().map(session_view).collect(),
+            })
         }
         RouteId::SessionsJwks => jwks(deps, request.path_param("app_id")).await,
         RouteId::ErrorsReference => Ok(Reply::Document {
@@ -287,7 +387,7 @@ pub(super) async fn handle(
                 request.path_param("user_id"),
             )
             .await?;
-            ok(json!({"user_id": user_id}))
+            ok(UsersDeleteResponse { user_id })
         }
         other => Err(Error::Internal(format!("{other:?} is not a login route"))),
     }

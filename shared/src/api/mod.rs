@@ -22,7 +22,10 @@ mod frontend;
 mod json;
 mod login;
 mod management_handlers;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod routes;
+mod schemas;
 pub mod views;
 
 pub use routes::{Dialect, ROUTES, Route, RouteId, RouteMatch, find_route};
@@ -74,6 +77,15 @@ pub(crate) enum Reply {
         content_type: &'static str,
         body: &'static str,
     },
+}
+
+impl Reply {
+    /// A typed body as the JSON the transport carries.
+    pub(crate) fn typed<T: serde::Serialize>(status: StatusCode, body: &T) -> Result<Reply, Error> {
+        serde_json::to_value(body)
+            .map(|value| Reply::Json(status, value))
+            .map_err(|e| Error::Internal(format!("response body not serializable: {e}")))
+    }
 }
 
 /// What a handler knows about the caller after authentication, and about the request.

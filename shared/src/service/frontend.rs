@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use url::Url;
+use utoipa::ToSchema;
 
 use crate::clock::Timestamp;
 use crate::error::Error;
@@ -148,7 +149,7 @@ pub async fn get_settings(deps: &Deps, app_id: &str) -> Result<FrontendSettings,
 
 /// The body of `PUT .../frontend_settings`: the whole of the settings (an absent limit is its
 /// default).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsInput {
     pub authorized_origins: Vec<String>,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::clock::Timestamp;
 use crate::crypto::{constant_time_eq, new_app_secret, sha256};
@@ -181,7 +182,7 @@ pub async fn touch_secret(deps: &Deps, app_id: &AppId, secret_id: &SecretId) {
 }
 
 /// The body of create and replace (the Prelude OTP login config fields plus two extensions).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct LoginConfigInput {
     pub config_type: String,
     pub channel_type: Channel,
@@ -403,7 +404,7 @@ pub async fn delete_config(deps: &Deps, app_id: &str, config_id: &str) -> Result
     Ok(())
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct TemplateInput {
     pub channel_type: Channel,
     #[serde(default)]
@@ -568,7 +569,7 @@ pub async fn delete_template(deps: &Deps, app_id: &str, template_id: &str) -> Re
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct TestIdentifierInput {
     pub identifier: String,
     pub code: String,

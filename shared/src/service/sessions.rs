@@ -1,11 +1,13 @@
 //! Sessions: an opaque token (stored as a hash) and a short-lived RS256 JWT over the same record.
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 
 use crate::clock::Timestamp;
 use crate::crypto::{new_session_token, sha256};
 use crate::error::Error;
-use crate::identifiers::Identifier;
+use crate::identifiers::{EmailAddress, Identifier, PhoneNumber};
 use crate::ids::{AppId, Home, RequestId, SessionId, UserId};
 use crate::model::{AuthenticationFactor, Session, SessionAttributes, User};
 use crate::ports::{AppData, Expect, Key, Record, Write};
@@ -77,42 +79,109 @@ fn merge_claims(into: &mut Map<String, Value>, patch: &Map<String, Value>) {
     }
 }
 
-pub fn factor_view(factor: &AuthenticationFactor) -> Value {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhoneNumberFactor {
+    pub phone_id: String,
+    pub phone_number: PhoneNumber,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailFactor {
+    pub email_id: String,
+    pub email_address: EmailAddress,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryMethod {
+    Sms,
+    Email,
+}
+
+/// A Stytch authentication factor: the phone or the email one is there, never both.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AuthenticationFactor)]
+pub struct FactorView {
+    /// Always `otp`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub delivery_method: DeliveryMethod,
+    pub last_authenticated_at: Timestamp,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_number_factor: Option<PhoneNumberFactor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_factor: Option<EmailFactor>,
+}
+
+pub fn factor_view(factor: &AuthenticationFactor) -> FactorView {
     let at = factor.last_authenticated_at;
-    match &factor.identifier {
-        Identifier::Phone(number) => json!({
-            "type": "otp",
-            "delivery_method": "sms",
-            "last_authenticated_at": at,
-            "created_at": at,
-            "updated_at": at,
-            "phone_number_factor": {"phone_id": factor.method_id.as_str(), "phone_number": number.as_str()},
-        }),
-        Identifier::Email(email) => json!({
-            "type": "otp",
-            "delivery_method": "email",
-            "last_authenticated_at": at,
-            "created_at": at,
-            "updated_at": at,
-            "email_factor": {"email_id": factor.method_id.as_str(), "email_address": email.as_str()},
-        }),
+    let method_id = factor.method_id.as_str().to_owned();
+    let (delivery_method, phone_number_factor, email_factor) = match &factor.identifier {
+        Identifier::Phone(number) => (
+            DeliveryMethod::Sms,
+            Some(PhoneNumberFactor {
+                phone_id: method_id,
+                phone_number: number.clone(),
+            }),
+            None,
+        ),
+        Identifier::Email(email) => (
+            DeliveryMethod::Email,
+            None,
+            Some(EmailFactor {
+                email_id: method_id,
+                email_address: email.clone(),
+            }),
+        ),
+    };
+    FactorView {
+        kind: "otp",
+        delivery_method,
+        last_authenticated_at: at,
+        created_at: at,
+        updated_at: at,
+        phone_number_factor,
+        email_factor,
     }
 }
 
 /// The Session object of the Login API.
-pub fn session_view(session: &Session) -> Value {
-    json!({
-        "session_id": session.id,
-        "user_id": session.user_id,
-        "started_at": session.started_at,
-        "last_accessed_at": session.last_accessed_at,
-        "expires_at": session.expires_at,
-        "attributes": session.attributes,
-        "custom_claims": session.custom_claims,
-        "roles": [],
-        "granted_scopes": session.granted_scopes,
-        "authentication_factors": session.authentication_factors.iter().map(factor_view).collect::<Vec<_>>(),
-    })
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Session)]
+pub struct SessionView {
+    pub session_id: SessionId,
+    pub user_id: UserId,
+    pub started_at: Timestamp,
+    pub last_accessed_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub attributes: SessionAttributes,
+    #[schema(value_type = Object)]
+    pub custom_claims: Map<String, Value>,
+    /// Always empty.
+    pub roles: Vec<String>,
+    pub granted_scopes: Vec<String>,
+    pub authentication_factors: Vec<FactorView>,
+}
+
+pub fn session_view(session: &Session) -> SessionView {
+    SessionView {
+        session_id: session.id.clone(),
+        user_id: session.user_id.clone(),
+        started_at: session.started_at,
+        last_accessed_at: session.last_accessed_at,
+        expires_at: session.expires_at,
+        attributes: session.attributes.clone(),
+        custom_claims: session.custom_claims.clone(),
+        roles: Vec::new(),
+        granted_scopes: session.granted_scopes.clone(),
+        authentication_factors: session
+            .authentication_factors
+            .iter()
+            .map(factor_view)
+            .collect(),
+    }
 }
 
 pub fn mint_jwt(deps: &Deps, app: &AppData, session: &Session) -> Result<String, Error> {
