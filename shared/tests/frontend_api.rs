@@ -472,6 +472,55 @@ async fn email_login_and_another_users_code_does_not_join_a_session() {
 }
 
 #[tokio::test]
+async fn a_session_that_ended_elsewhere_does_not_block_a_new_login() {
+    let w = World::new(relaxed()).await;
+    let stale = w.login(PHONE).await;
+    // Revoked by the backend; the page still holds the cookie.
+    let mut headers = HeaderMap::new();
+    let encoded = STANDARD.encode(format!("{}:{}", w.app_id, w.secret));
+    headers.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
+    );
+    let body = json_body(&mut headers, Some(json!({"session_token": stale})));
+    let r = w.request(RouteId::SessionsRevoke, &[], headers, body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let with_cookie = From {
+        session_token: Some(&stale),
+        ..w.page()
+    };
+    let sent = w
+        .sdk(
+            RouteId::SdkSmsLoginOrCreate,
+            &[],
+            with_cookie,
+            Some(json!({"phone_number": PHONE})),
+        )
+        .await;
+    let method_id = sent.data()["method_id"].clone();
+    let code = w.code_to(PHONE);
+    let r = w
+        .sdk(
+            RouteId::SdkOtpAuthenticate,
+            &[],
+            with_cookie,
+            Some(json!({"token": code, "method_id": method_id, "session_duration_minutes": 60})),
+        )
+        .await;
+    let fresh = r.data()["session_token"].as_str().unwrap().to_owned();
+    assert_ne!(fresh, stale, "a new session");
+    // The code was spent once: it does not work again.
+    w.sdk(
+        RouteId::SdkOtpAuthenticate,
+        &[],
+        w.page(),
+        Some(json!({"token": code, "method_id": method_id, "session_duration_minutes": 60})),
+    )
+    .await
+    .error(401, "unable_to_auth_otp_code");
+}
+
+#[tokio::test]
 async fn only_the_apps_own_origins_are_answered() {
     let w = World::new(relaxed()).await;
     let (_, _, other_token) = w.create_app("Other", &["https://other.example"]).await;

@@ -284,22 +284,32 @@ async fn authenticate_otp(
         .session_duration_minutes
         .unwrap_or(DEFAULT_SESSION_MINUTES.min(app.frontend.max_session_minutes));
     check_session_minutes(app, Some(minutes))?;
-    let outcome = otp::authenticate(
+    let request = |session_token: Option<String>| AuthenticateRequest {
+        method_id: body.method_id.clone(),
+        code: body.token.clone(),
+        session_duration_minutes: Some(minutes),
+        session_token,
+        session_jwt: None,
+        session_custom_claims: None,
+        attributes: caller.attributes(),
+    };
+    // Signed in already: the code adds its factor to that session.
+    let outcome = match otp::authenticate(
         deps,
         app,
         &caller.request_id,
-        AuthenticateRequest {
-            method_id: body.method_id,
-            code: body.token,
-            session_duration_minutes: Some(minutes),
-            // Signed in already: the code adds its factor to that session.
-            session_token: caller.session_token.clone(),
-            session_jwt: None,
-            session_custom_claims: None,
-            attributes: caller.attributes(),
-        },
+        request(caller.session_token.clone()),
     )
-    .await?;
+    .await
+    {
+        // The SDK sends its session cookie with every request; a session that ended since
+        // (revoked elsewhere, the user's sessions reset) must not stand in the way of a new
+        // login. That refusal spent nothing, so the code is tried again on its own.
+        Err(Error::SessionNotFound) if caller.session_token.is_some() => {
+            otp::authenticate(deps, app, &caller.request_id, request(None)).await?
+        }
+        other => other?,
+    };
     let issued = outcome
         .session
         .ok_or_else(|| Error::Internal("a frontend login started no session".into()))?;
