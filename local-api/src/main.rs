@@ -107,6 +107,16 @@ fn is_loopback_host(host: Option<&HeaderValue>) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Marks an answer that does not come from the API handlers as theirs are marked: never cached,
+/// and with a request id.
+fn not_cached_with_request_id(server: &Server, headers: &mut http::HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let request_id = RequestId::generate(server.deps.random.as_ref());
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        headers.insert("x-request-id", value);
+    }
+}
+
 /// The OpenAPI description of the routes (the committed `openapi.json`, generated anew): a
 /// path outside `ROUTES`, served by the local server alone.
 fn openapi_response(server: &Server) -> Response {
@@ -124,11 +134,7 @@ fn openapi_response(server: &Server) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let request_id = RequestId::generate(server.deps.random.as_ref());
-    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
-        headers.insert("x-request-id", value);
-    }
+    not_cached_with_request_id(server, headers);
     response
 }
 
@@ -147,16 +153,13 @@ async fn serve(State(server): State<Arc<Server>>, request: Request) -> Response 
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        let request_id = RequestId::generate(server.deps.random.as_ref());
-        if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
-            headers.insert("x-request-id", value);
-        }
+        not_cached_with_request_id(&server, headers);
         return response;
     }
     if (parts.method == Method::GET || parts.method == Method::HEAD)
-        && let Some(response) = page::serve(&path, &server.config_js)
+        && let Some(mut response) = page::serve(&path, &server.config_js)
     {
+        not_cached_with_request_id(&server, response.headers_mut());
         return response;
     }
     if path == "/openapi.json" && parts.method == Method::GET {
@@ -561,7 +564,11 @@ mod tests {
         assert_eq!(not_allowed.status(), http::StatusCode::METHOD_NOT_ALLOWED);
         let unknown = get(&server, Method::GET, "/nowhere", "127.0.0.1").await;
         assert_eq!(unknown.status(), http::StatusCode::NOT_FOUND);
-        for response in [ok, rebound, not_allowed, unknown] {
+        let page = get(&server, Method::GET, "/", "127.0.0.1").await;
+        assert_eq!(page.status(), http::StatusCode::OK);
+        let config = get(&server, Method::GET, "/config.js", "127.0.0.1").await;
+        assert_eq!(config.status(), http::StatusCode::OK);
+        for response in [ok, rebound, not_allowed, unknown, page, config] {
             assert_eq!(
                 response.headers().get(header::CACHE_CONTROL),
                 Some(&HeaderValue::from_static("no-store"))
