@@ -217,6 +217,17 @@ impl World {
         self.request(route, params, headers, bytes).await
     }
 
+    /// The app's backend credentials (Basic `app_id:secret`), as a server calls the Login API.
+    fn backend_headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let encoded = STANDARD.encode(format!("{}:{}", self.app_id, self.secret));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
+        );
+        headers
+    }
+
     fn page(&self) -> From<'_> {
         From {
             origin: Some(ORIGIN),
@@ -476,12 +487,7 @@ async fn a_session_that_ended_elsewhere_does_not_block_a_new_login() {
     let w = World::new(relaxed()).await;
     let stale = w.login(PHONE).await;
     // Revoked by the backend; the page still holds the cookie.
-    let mut headers = HeaderMap::new();
-    let encoded = STANDARD.encode(format!("{}:{}", w.app_id, w.secret));
-    headers.insert(
-        header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
-    );
+    let mut headers = w.backend_headers();
     let body = json_body(&mut headers, Some(json!({"session_token": stale})));
     let r = w.request(RouteId::SessionsRevoke, &[], headers, body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -621,12 +627,7 @@ async fn unknown_and_deleted_public_tokens_are_refused() {
         .error(401, "unauthorized_credentials");
     }
     // The backend's own credentials do not open the frontend.
-    let mut headers = HeaderMap::new();
-    let encoded = STANDARD.encode(format!("{}:{}", w.app_id, w.secret));
-    headers.insert(
-        header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
-    );
+    let mut headers = w.backend_headers();
     headers.insert(header::ORIGIN, HeaderValue::from_static(ORIGIN));
     w.request(RouteId::SdkUsersMe, &[], headers, Vec::new())
         .await
@@ -865,12 +866,7 @@ async fn the_apps_hourly_limit_on_frontend_sends_holds_across_identifiers() {
         "nothing delivered"
     );
     // The backend's own sends are not the frontend's.
-    let mut headers = HeaderMap::new();
-    let encoded = STANDARD.encode(format!("{}:{}", w.app_id, w.secret));
-    headers.insert(
-        header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
-    );
+    let mut headers = w.backend_headers();
     let body = json_body(&mut headers, Some(json!({"phone_number": "+12025550113"})));
     let r = w
         .request(RouteId::SmsLoginOrCreate, &[], headers, body)
